@@ -1,0 +1,48 @@
+using Microsoft.AspNetCore.OutputCaching.StackExchangeRedis;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace Microsoft.Extensions.Hosting;
+
+/// <summary>
+/// One Valkey connection per process. Aspire.StackExchange.Redis registers the <see cref="IConnectionMultiplexer"/>
+/// (with health check and tracing); <see cref="Caching.Distributed.IDistributedCache"/>, HybridCache's L2 and the
+/// output-cache store are pointed at that same multiplexer instead of opening their own, so a process holds one
+/// socket pair to Valkey and every command shows up in one place in the traces.
+/// </summary>
+public static class ValkeyClientExtensions
+{
+    public const string ConnectionName = "valkey";
+
+    /// <param name="service">The service's key prefix (<c>catalog</c>, <c>cart</c>, …): every key starts with it.</param>
+    public static TBuilder AddValkey<TBuilder>(this TBuilder builder, string service) where TBuilder : IHostApplicationBuilder
+    {
+        builder.AddRedisClient(ConnectionName, configureOptions: options =>
+        {
+            // Fail fast rather than queue commands while Valkey is down: callers have a defined degrade path.
+            options.AbortOnConnectFail = false;
+            options.ConnectTimeout = 5_000;
+            options.SyncTimeout = 2_000;
+            options.AsyncTimeout = 2_000;
+        });
+
+        builder.Services.AddStackExchangeRedisCache(_ => { });
+        builder.Services.AddOptions<RedisCacheOptions>().Configure<IConnectionMultiplexer>((options, multiplexer) =>
+        {
+            options.InstanceName = $"{service}:dcache:";
+            options.ConnectionMultiplexerFactory = () => Task.FromResult(multiplexer);
+        });
+
+        builder.Services.AddStackExchangeRedisOutputCache(_ => { });
+        builder.Services.AddOptions<RedisOutputCacheOptions>().Configure<IConnectionMultiplexer>((options, multiplexer) =>
+        {
+            options.InstanceName = $"{service}:ocache:";
+            options.ConnectionMultiplexerFactory = () => Task.FromResult(multiplexer);
+        });
+
+        // HybridCache finds the IDistributedCache above and uses it as its L2.
+        builder.Services.AddHybridCache();
+        return builder;
+    }
+}

@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace Microsoft.Extensions.Hosting;
+
+/// <summary>What a service is connected to, proven by one round trip to each dependency.</summary>
+public sealed record WiringReport(string Service, string Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);
+
+public static class WiringEndpoint
+{
+    /// <summary>
+    /// <c>GET {prefix}/wiring</c>: a PING to Valkey and a <c>select current_database()</c> when the service has a
+    /// database, so a user (and the end-to-end tests) can see that service discovery, Valkey and PostgreSQL are wired.
+    /// </summary>
+    public static RouteHandlerBuilder MapWiringEndpoint(this IEndpointRouteBuilder endpoints, string prefix, string service) =>
+        endpoints.MapGet($"{prefix}/wiring", async (IServiceProvider services, CancellationToken cancellationToken) =>
+        {
+            var multiplexer = services.GetRequiredService<IConnectionMultiplexer>();
+            var started = Stopwatch.GetTimestamp();
+            await multiplexer.GetDatabase().PingAsync();
+            var roundTrip = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+
+            string? database = null, version = null;
+            if (services.GetService<NpgsqlDataSource>() is { } dataSource)
+            {
+                await using var command = dataSource.CreateCommand("select current_database(), current_setting('server_version')");
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                (database, version) = (reader.GetString(0), reader.GetString(1));
+            }
+            return TypedResults.Ok(new WiringReport(service, Environment.MachineName + ":" + Environment.ProcessId, roundTrip, database, version));
+        })
+        .WithName($"{service}-wiring")
+        .WithSummary("Proves the service's wiring: one round trip to Valkey and to its database.")
+        .WithTags("Diagnostics");
+}

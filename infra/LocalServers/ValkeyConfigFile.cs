@@ -1,0 +1,48 @@
+namespace ShopReference.LocalServers;
+
+/// <summary>
+/// Writes the configuration of a local Valkey/Redis process. The password lives in this file, readable
+/// only by its owner, so it never shows in a process list the way a <c>--requirepass</c> argument would.
+/// The port stays a command-line argument because the orchestrator allocates it at start.
+/// </summary>
+public static class ValkeyConfigFile
+{
+    public static string Write(string dataDirectory, string password, bool persistent)
+    {
+        if (password.Any(c => c is '"' or '\'' or '\\' or '\r' or '\n'))
+        {
+            // The config format would need escaping for these; refusing is clearer than a silent mismatch.
+            throw new ArgumentException("The Valkey password must not contain quotes, backslashes or line breaks.", nameof(password));
+        }
+
+        Directory.CreateDirectory(dataDirectory);
+        var path = Path.Combine(dataDirectory, "valkey.conf");
+        var lines = new List<string>
+        {
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            "daemonize no",
+            $"dir \"{dataDirectory}\"",
+            $"requirepass \"{password}\"",
+        };
+        lines.AddRange(persistent
+            ? ["appendonly yes", "save 60 1000"]
+            : ["appendonly no", "save \"\""]);
+
+        // Create with owner-only permissions before the secret is written, not after.
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using (var writer = new StreamWriter(path, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options))
+        {
+            writer.Write(string.Join('\n', lines) + "\n");
+        }
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+}

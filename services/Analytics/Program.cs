@@ -1,0 +1,14 @@
+using ShopReference.Analytics.Apis;
+using ShopReference.Analytics.Extensions;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddApplicationServices();
+
+var app = builder.Build();
+
+app.MapDefaultEndpoints();
+app.MapAnalyticsApi();
+
+app.Run();

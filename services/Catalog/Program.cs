@@ -1,0 +1,14 @@
+using ShopReference.Catalog.Apis;
+using ShopReference.Catalog.Extensions;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddApplicationServices();
+
+var app = builder.Build();
+
+app.MapDefaultEndpoints();
+app.MapCatalogApi();
+
+app.Run();

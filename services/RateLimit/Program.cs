@@ -1,0 +1,15 @@
+using ShopReference.RateLimit.Apis;
+using ShopReference.RateLimit.Extensions;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddApplicationServices();
+
+var app = builder.Build();
+
+app.MapDefaultEndpoints();
+app.MapRateLimitApi();
+app.MapReverseProxy();
+
+app.Run();
