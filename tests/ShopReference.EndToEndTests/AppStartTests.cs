@@ -1,0 +1,98 @@
+using System.Net.Http.Json;
+using Npgsql;
+using ShopReference.LocalServers;
+
+namespace ShopReference.EndToEndTests;
+
+[Collection(ShopAppCollection.Name)]
+public sealed class AppStartTests(ShopAppFixture fixture)
+{
+    private DistributedApplication App => fixture.Shop.App;
+
+    [Fact]
+    public async Task Every_resource_and_every_replica_becomes_healthy()
+    {
+        foreach (var resource in ShopApp.Resources)
+        {
+            var replicas = resource == "catalog" ? 2 : 1;
+
+            var healthy = await fixture.Shop.WaitForHealthyInstancesAsync(resource, replicas, TimeSpan.FromSeconds(30));
+
+            Assert.Equal(replicas, healthy.Count);
+        }
+    }
+
+    [Fact]
+    public void The_catalog_runs_two_replicas_so_cross_instance_patterns_are_real()
+    {
+        var model = App.Services.GetRequiredService<DistributedApplicationModel>();
+        var catalog = model.Resources.Single(r => r.Name == "catalog");
+
+        Assert.Equal(2, catalog.Annotations.OfType<ReplicaAnnotation>().Single().Replicas);
+    }
+
+    [Theory]
+    [InlineData("/api/catalog/wiring", "catalog", "catalogdb")]
+    [InlineData("/api/cart/wiring", "cart", "cartdb")]
+    [InlineData("/api/analytics/wiring", "analytics", "analyticsdb")]
+    public async Task Each_service_answers_through_the_gateway_with_valkey_and_its_database(string path, string service, string database)
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        var report = await gateway.GetFromJsonAsync<WiringReport>(path, TestContext.Current.CancellationToken);
+
+        Assert.NotNull(report);
+        Assert.Equal(service, report.Service);
+        Assert.Equal(database, report.Database);
+        Assert.True(report.ValkeyRoundTripMs > 0);
+    }
+
+    [Fact]
+    public async Task The_gateway_itself_reaches_valkey()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        var report = await gateway.GetFromJsonAsync<WiringReport>("/api/ratelimit/wiring", TestContext.Current.CancellationToken);
+
+        Assert.Equal("ratelimit", report!.Service);
+        Assert.Null(report.Database);
+    }
+
+    [Fact]
+    public async Task Valkey_refuses_a_command_without_the_password()
+    {
+        var endpoint = App.GetEndpoint("valkey", "tcp");
+
+        Assert.Equal("-NOAUTH", await FirstReplyWordAsync(endpoint, "SET stolen 1"));
+        Assert.True(await RespProbe.PingAsync(endpoint.Host, endpoint.Port, fixture.Shop.ValkeyPassword, TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task Postgres_refuses_a_wrong_password_and_serves_the_right_one()
+    {
+        var connectionString = await App.GetConnectionStringAsync("catalogdb", TestContext.Current.CancellationToken);
+        var wrong = new NpgsqlConnectionStringBuilder(connectionString) { Password = "wrong", Pooling = false };
+
+        await using var intruder = new NpgsqlConnection(wrong.ConnectionString);
+        var error = await Assert.ThrowsAsync<PostgresException>(() => intruder.OpenAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(PostgresErrorCodes.InvalidPassword, error.SqlState);
+
+        await using var owner = new NpgsqlConnection(connectionString);
+        await owner.OpenAsync(TestContext.Current.CancellationToken);
+        await using var select = new NpgsqlCommand("select current_database()", owner);
+        Assert.Equal("catalogdb", await select.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+    }
+
+    private static async Task<string> FirstReplyWordAsync(Uri endpoint, string command)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(endpoint.Host, endpoint.Port, TestContext.Current.CancellationToken);
+        await using var stream = client.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(command + "\r\n"), TestContext.Current.CancellationToken);
+        using var reader = new StreamReader(stream);
+        var line = await reader.ReadLineAsync(TestContext.Current.CancellationToken) ?? "";
+        return line.Split(' ')[0];
+    }
+
+    private sealed record WiringReport(string Service, string Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);
+}

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace ShopReference.EndToEndTests;
+
+/// <summary>
+/// azd deploys from the Aspire manifest and cannot deploy executables, so publish mode must describe Valkey and
+/// PostgreSQL as containers and the four services as projects with their references, whatever this machine has.
+/// </summary>
+public sealed class PublishManifestTests
+{
+    [Fact]
+    public async Task The_manifest_deploys_valkey_and_postgres_as_containers_and_the_services_as_projects()
+    {
+        var folder = Directory.CreateTempSubdirectory("shopref-manifest-").FullName;
+        var manifestPath = Path.Combine(folder, "aspire-manifest.json");
+        try
+        {
+            await PublishManifestAsync(manifestPath);
+            using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(manifestPath, TestContext.Current.CancellationToken));
+            var resources = manifest.RootElement.GetProperty("resources");
+
+            Assert.Equal("container.v0", Type(resources, "valkey"));
+            Assert.StartsWith("docker.io/valkey/valkey:9", resources.GetProperty("valkey").GetProperty("image").GetString());
+            Assert.StartsWith("container.v", Type(resources, "postgres"));
+            Assert.Contains("wal_level=logical", resources.GetProperty("postgres").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+            Assert.Equal("parameter.v0", Type(resources, "valkey-password"));
+            Assert.Equal("parameter.v0", Type(resources, "postgres-password"));
+
+            foreach (var (service, references) in new Dictionary<string, string[]>
+            {
+                ["catalog"] = ["valkey", "catalogdb"],
+                ["cart-session"] = ["valkey", "cartdb", "catalog"],
+                ["analytics"] = ["valkey", "analyticsdb"],
+                ["rate-limit"] = ["valkey", "catalog", "cart-session", "analytics"],
+            })
+            {
+                Assert.StartsWith("project.v", Type(resources, service));
+                var env = resources.GetProperty(service).GetProperty("env").EnumerateObject().Select(p => p.Name).ToList();
+                foreach (var reference in references)
+                {
+                    Assert.Contains(env, name => name == $"ConnectionStrings__{reference}" || name.StartsWith($"services__{reference}__", StringComparison.Ordinal));
+                }
+            }
+            Assert.DoesNotContain(resources.EnumerateObject(), r => Type(resources, r.Name) == "executable.v0");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static string? Type(JsonElement resources, string name) => resources.GetProperty(name).GetProperty("type").GetString();
+
+    private static async Task PublishManifestAsync(string manifestPath)
+    {
+        var appHostDll = Path.Combine(AppContext.BaseDirectory, "ShopReference.AppHost.dll");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        foreach (var argument in new[] { appHostDll, "--publisher", "manifest", "--output-path", manifestPath })
+        {
+            info.ArgumentList.Add(argument);
+        }
+        // Publish mode must not depend on what this machine can run: containers are always chosen.
+        info.Environment["Infrastructure__Mode"] = "Local";
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var error = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        timeout.CancelAfter(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, $"manifest publishing failed: {await output}{await error}");
+    }
+}

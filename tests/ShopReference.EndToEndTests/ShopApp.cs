@@ -1,0 +1,164 @@
+using Microsoft.Extensions.Logging;
+using ShopReference.Testing;
+
+namespace ShopReference.EndToEndTests;
+
+/// <summary>
+/// Starts the real AppHost in Local mode with randomised ports, passwords and data folder, so a test run never
+/// collides with a live <c>dotnet run</c> or another test run, and waits until every resource is healthy.
+/// </summary>
+public sealed class ShopApp : IAsyncDisposable
+{
+    public static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(3);
+
+    /// <summary>Every resource the AppHost declares; the tests expect each to become healthy.</summary>
+    public static readonly string[] Resources =
+        ["valkey", "postgres", "catalogdb", "cartdb", "analyticsdb", "catalog", "cart-session", "analytics", "rate-limit"];
+
+    private ShopApp(DistributedApplication app, string dataDirectory, string valkeyPassword, string postgresPassword)
+    {
+        App = app;
+        DataDirectory = dataDirectory;
+        ValkeyPassword = valkeyPassword;
+        PostgresPassword = postgresPassword;
+    }
+
+    public DistributedApplication App { get; }
+    public string DataDirectory { get; }
+    public string ValkeyPassword { get; }
+    public string PostgresPassword { get; }
+
+    /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
+    public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null)
+    {
+        if (dataDirectory is null)
+        {
+            dataDirectory = Directory.CreateTempSubdirectory("shopref-e2e-").FullName;
+            File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8)); // 'postgres' must reach its folder
+        }
+        var valkeyPassword = Secrets.NewPassword();
+        var postgresPassword = Secrets.NewPassword();
+
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ShopReference_AppHost>(
+        [
+            "--Infrastructure:Mode=Local",
+            $"--Infrastructure:DataDirectory={dataDirectory}",
+            "--Ports:Gateway=0",
+            "--Ports:Valkey=0",
+            "--Ports:Postgres=0",
+            $"--Parameters:valkey-password={valkeyPassword}",
+            $"--Parameters:postgres-password={postgresPassword}",
+        ], cancellationToken);
+        builder.Services.AddLogging(logging => logging
+            .SetMinimumLevel(LogLevel.Warning)
+            .AddFilter("ShopReference.AppHost.Resources", LogLevel.Warning) // each service's own console output
+            .AddFilter("Aspire.Hosting", LogLevel.Warning)
+            .AddFilter("System.Net.Http", LogLevel.Warning)
+            // Probes fail by design until a server answers; their stack traces would bury a real failure.
+            .AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None)
+            .AddFilter("Polly", LogLevel.Error));
+
+        var app = await builder.BuildAsync(cancellationToken);
+        var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(StartTimeout);
+            await app.StartAsync(timeout.Token);
+            foreach (var resource in Resources)
+            {
+                await app.ResourceNotifications.WaitForResourceHealthyAsync(resource, timeout.Token);
+            }
+            return shop;
+        }
+        catch
+        {
+            await shop.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="count"/> instances (replicas) of <paramref name="resource"/> report Healthy and returns
+    /// their orchestrator ids; a replicated project has one id per replica (catalog-abc12, catalog-def34).
+    /// </summary>
+    public async Task<IReadOnlyCollection<string>> WaitForHealthyInstancesAsync(string resource, int count, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        var healthy = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var update in App.ResourceNotifications.WatchAsync(deadline.Token))
+        {
+            if (update.Resource.Name != resource)
+            {
+                continue;
+            }
+            if (update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy)
+            {
+                healthy.Add(update.ResourceId);
+            }
+            else
+            {
+                healthy.Remove(update.ResourceId);
+            }
+            if (healthy.Count >= count)
+            {
+                break;
+            }
+        }
+        return healthy;
+    }
+
+    /// <summary>The process ids the orchestrator reports for an executable resource.</summary>
+    public int ProcessIdOf(string resource)
+    {
+        if (App.ResourceNotifications.TryGetCurrentState(resource, out var state) &&
+            state.Snapshot.Properties.FirstOrDefault(p => p.Name == "executable.pid")?.Value is { } pid)
+        {
+            return Convert.ToInt32(pid, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        throw new InvalidOperationException($"The orchestrator reports no process id for '{resource}'.");
+    }
+
+    /// <summary>Stops every resource and the orchestrator; the data folder stays for another run.</summary>
+    public async Task StopAsync()
+    {
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+}
+
+/// <summary>One started app shared by every test class in the "app" collection (a start takes several seconds).</summary>
+public sealed class ShopAppFixture : IAsyncLifetime
+{
+    private ShopApp? _shop;
+
+    public ShopApp Shop => _shop ?? throw new InvalidOperationException("The app has not started.");
+
+    public async ValueTask InitializeAsync() => _shop = await ShopApp.StartAsync(TestContext.Current.CancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_shop is not null)
+        {
+            await _shop.DisposeAsync();
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ShopAppCollection : ICollectionFixture<ShopAppFixture>
+{
+    public const string Name = "app";
+}
