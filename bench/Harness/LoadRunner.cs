@@ -1,0 +1,65 @@
+using System.Diagnostics;
+
+namespace ShopReference.Bench.Harness;
+
+/// <summary>What one contender did in one run.</summary>
+public sealed record Measurement(string Contender, int Concurrency, long Operations, TimeSpan Elapsed, double P50Micros, double P99Micros, double AllocatedBytesPerOp)
+{
+    public double OpsPerSecond => Operations / Elapsed.TotalSeconds;
+}
+
+/// <summary>
+/// Closed-loop load: <c>concurrency</c> workers each run the operation back to back for a fixed time after a warm-up,
+/// recording every latency. Bounded in time, so a run always ends by itself.
+/// </summary>
+public static class LoadRunner
+{
+    public static async Task<Measurement> MeasureAsync(string contender, Func<ValueTask> operation, int concurrency, TimeSpan warmup, TimeSpan duration)
+    {
+        await RunAsync(operation, concurrency, warmup, record: false);
+        GC.Collect();
+        var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var started = Stopwatch.GetTimestamp();
+        var latencies = await RunAsync(operation, concurrency, duration, record: true);
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+
+        var all = latencies.SelectMany(l => l).ToArray();
+        Array.Sort(all);
+        return new Measurement(contender, concurrency, all.Length, elapsed,
+            Percentile(all, 0.50), Percentile(all, 0.99), all.Length == 0 ? 0 : (double)allocated / all.Length);
+    }
+
+    private static async Task<List<long>[]> RunAsync(Func<ValueTask> operation, int concurrency, TimeSpan duration, bool record)
+    {
+        var until = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var perWorker = new List<long>[concurrency];
+        var workers = new Task[concurrency];
+        for (var w = 0; w < concurrency; w++)
+        {
+            var latencies = perWorker[w] = new List<long>(record ? 100_000 : 0);
+            workers[w] = Task.Run(async () =>
+            {
+                while (true)
+                {
+                    var start = Stopwatch.GetTimestamp();
+                    if (start >= until)
+                    {
+                        return;
+                    }
+                    await operation();
+                    if (record)
+                    {
+                        latencies.Add(Stopwatch.GetTimestamp() - start);
+                    }
+                }
+            });
+        }
+        await Task.WhenAll(workers);
+        return perWorker;
+    }
+
+    private static double Percentile(long[] sortedTicks, double p) =>
+        sortedTicks.Length == 0 ? double.NaN
+        : sortedTicks[Math.Min(sortedTicks.Length - 1, (int)(p * sortedTicks.Length))] * 1_000_000.0 / Stopwatch.Frequency;
+}
