@@ -8,12 +8,14 @@ namespace ShopReference.Testing;
 /// </summary>
 public sealed class TestValkeyServer : IAsyncDisposable
 {
-    private readonly ServerProcess _process;
     private readonly string _directory;
+    private readonly string _binary;
+    private ServerProcess _process;
 
-    private TestValkeyServer(ServerProcess process, string directory, int port, string password)
+    private TestValkeyServer(ServerProcess process, string binary, string directory, int port, string password)
     {
         _process = process;
+        _binary = binary;
         _directory = directory;
         Port = port;
         Password = password;
@@ -32,17 +34,30 @@ public sealed class TestValkeyServer : IAsyncDisposable
             ?? throw new InvalidOperationException($"No valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
         var directory = Directory.CreateTempSubdirectory("shopref-valkey-").FullName;
         var password = Secrets.NewPassword();
-        var config = ValkeyConfigFile.Write(directory, password, persistent: false);
+        ValkeyConfigFile.Write(directory, password, persistent: false);
         var port = FreePort.Next();
 
-        var process = ServerProcess.Start(binary, [config, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        await process.WaitUntilReadyAsync(ct => RespProbe.PingAsync("127.0.0.1", port, password, ct),
-            timeout ?? TimeSpan.FromSeconds(30), Path.GetFileName(binary));
-        return new TestValkeyServer(process, directory, port, password);
+        var process = await LaunchAsync(binary, directory, port, password, timeout ?? TimeSpan.FromSeconds(30));
+        return new TestValkeyServer(process, binary, directory, port, password);
     }
 
     /// <summary>Stops the server (to test what a pattern does while Valkey is down).</summary>
     public Task StopAsync() => _process.StopAsync(TimeSpan.FromSeconds(10));
+
+    /// <summary>Starts the server again on the same port and password, empty (it keeps no data).</summary>
+    public async Task RestartAsync()
+    {
+        await _process.DisposeAsync();
+        _process = await LaunchAsync(_binary, _directory, Port, Password, TimeSpan.FromSeconds(30));
+    }
+
+    private static async Task<ServerProcess> LaunchAsync(string binary, string directory, int port, string password, TimeSpan timeout)
+    {
+        var config = Path.Combine(directory, "valkey.conf");
+        var process = ServerProcess.Start(binary, [config, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await process.WaitUntilReadyAsync(ct => RespProbe.PingAsync("127.0.0.1", port, password, ct), timeout, Path.GetFileName(binary));
+        return process;
+    }
 
     public async ValueTask DisposeAsync()
     {
