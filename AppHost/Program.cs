@@ -36,6 +36,7 @@ builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
     .WithReference(analytics).WaitFor(analytics)
     .WithEndpoint("http", endpoint => endpoint.Port = ports.Gateway)
     .WithExternalHttpEndpoints()
-    .WithHttpHealthCheck("/health");
+    .WithHttpHealthCheck("/health")
+    .WithRateLimitBurstCommand();
 
 builder.Build().Run();

@@ -28,6 +28,9 @@ public sealed class ShopApp : IAsyncDisposable
     public string ValkeyPassword { get; }
     public string PostgresPassword { get; }
 
+    /// <summary>The API key of the gateway's demo client (the one the dashboard's burst command uses).</summary>
+    public string DemoApiKey { get; private init; } = "";
+
     /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
     public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null)
     {
@@ -38,6 +41,7 @@ public sealed class ShopApp : IAsyncDisposable
         }
         var valkeyPassword = Secrets.NewPassword();
         var postgresPassword = Secrets.NewPassword();
+        var demoApiKey = Secrets.NewPassword(32);
 
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ShopReference_AppHost>(
         [
@@ -48,6 +52,7 @@ public sealed class ShopApp : IAsyncDisposable
             "--Ports:Postgres=0",
             $"--Parameters:valkey-password={valkeyPassword}",
             $"--Parameters:postgres-password={postgresPassword}",
+            $"--Parameters:ratelimit-demo-key={demoApiKey}",
         ], cancellationToken);
         builder.Services.AddLogging(logging => logging
             .SetMinimumLevel(LogLevel.Warning)
@@ -59,7 +64,7 @@ public sealed class ShopApp : IAsyncDisposable
             .AddFilter("Polly", LogLevel.Error));
 
         var app = await builder.BuildAsync(cancellationToken);
-        var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword);
+        var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword) { DemoApiKey = demoApiKey };
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.RateLimiting;
+using ShopReference.Valkey.RateLimiting;
+
+namespace ShopReference.RateLimit.RateLimiting;
+
+/// <summary>
+/// The gateway's limiter in front of every <c>/api</c> route: resolves the client, applies the first matching policy,
+/// and stamps every response with the IETF <c>RateLimit-Policy</c> and <c>RateLimit</c> fields (not only the 429s).
+/// A rejection is 429 ProblemDetails with an honest <c>Retry-After</c>; a fail-closed policy without Valkey is 503.
+/// </summary>
+public sealed class RateLimitMiddleware(
+    RequestDelegate next, PolicyLimiters policies, ClientIdentityResolver clients, RateLimitMetrics metrics, IProblemDetailsService problems)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        if (!context.Request.Path.StartsWithSegments("/api"))
+        {
+            await next(context);
+            return;
+        }
+
+        var (client, status, problem) = clients.Resolve(context);
+        if (client is not { } identity)
+        {
+            await WriteProblemAsync(context, status, problem!, retryAfter: null);
+            return;
+        }
+        if (policies.Match(context.Request, identity) is not { } policy)
+        {
+            await next(context);
+            return;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        using var lease = await policy.Limiter.AcquireAsync(identity.Partition, 1, context.RequestAborted);
+        var unavailable = lease.TryGetMetadata(ResilientPartitionedRateLimiter<string>.Unavailable, out var down) && down;
+        var outcome = unavailable ? "unavailable" : lease.IsAcquired ? "allowed" : "rejected";
+        metrics.Decision(policy.Policy.Name, outcome, policy.Limiter.IsDegraded, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+
+        var headers = context.Response.Headers;
+        headers["RateLimit-Policy"] = policy.PolicyHeader;
+        var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : (TimeSpan?)null;
+        if (!unavailable)
+        {
+            headers["RateLimit"] = RateLimitField(policy, lease, retryAfter);
+        }
+
+        if (unavailable)
+        {
+            await WriteProblemAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"The rate limiter for '{policy.Policy.Name}' cannot reach its store and this policy fails closed.", retryAfter);
+            return;
+        }
+        if (!lease.IsAcquired)
+        {
+            await WriteProblemAsync(context, StatusCodes.Status429TooManyRequests,
+                $"The '{policy.Policy.Name}' quota of {policy.Policy.Limit} requests per {policy.Policy.WindowSeconds} s is used up.", retryAfter);
+            return;
+        }
+        await next(context);
+    }
+
+    // "name";r=remaining;t=seconds until the quota regains permits. An in-process fallback lease carries no
+    // remaining count, so it reports 0 when rejected and the full quota otherwise.
+    private static string RateLimitField(PolicyLimiter policy, RateLimitLease lease, TimeSpan? retryAfter)
+    {
+        var remaining = lease.TryGetMetadata(RateLimitMetadata.Remaining, out var r) ? r : lease.IsAcquired ? policy.Policy.Limit - 1 : 0;
+        var reset = lease.TryGetMetadata(RateLimitMetadata.ResetAfter, out var t) ? t
+            : retryAfter ?? TimeSpan.FromSeconds(policy.Policy.WindowSeconds);
+        return string.Create(CultureInfo.InvariantCulture, $"\"{policy.Policy.Name}\";r={remaining};t={Seconds(reset)}");
+    }
+
+    private static long Seconds(TimeSpan value) => (long)Math.Ceiling(value.TotalSeconds);
+
+    private async Task WriteProblemAsync(HttpContext context, int status, string detail, TimeSpan? retryAfter)
+    {
+        context.Response.StatusCode = status;
+        if (retryAfter is { } wait)
+        {
+            // Rounded up and at least 1 s, so a client that waits exactly this long is admitted.
+            context.Response.Headers.RetryAfter = Math.Max(1, Seconds(wait)).ToString(CultureInfo.InvariantCulture);
+        }
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            ProblemDetails = { Status = status, Detail = detail },
+        });
+    }
+}

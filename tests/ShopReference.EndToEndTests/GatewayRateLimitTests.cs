@@ -1,0 +1,79 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc;
+
+namespace ShopReference.EndToEndTests;
+
+[Collection(ShopAppCollection.Name)]
+public sealed class GatewayRateLimitTests(ShopAppFixture fixture)
+{
+    private DistributedApplication App => fixture.Shop.App;
+
+    [Theory]
+    [InlineData("/api/catalog/wiring", HttpStatusCode.OK)]
+    [InlineData("/api/analytics/wiring", HttpStatusCode.OK)]
+    [InlineData("/api/catalog/no-such-route", HttpStatusCode.NotFound)]
+    public async Task Every_response_through_the_gateway_carries_the_ietf_ratelimit_fields(string path, HttpStatusCode expected)
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        using var response = await gateway.GetAsync(path, TestContext.Current.CancellationToken);
+
+        Assert.Equal(expected, response.StatusCode);
+        Assert.Equal("\"anon-read\";q=100;w=60", Assert.Single(response.Headers.GetValues("RateLimit-Policy")));
+        Assert.Matches("^\"anon-read\";r=[0-9]+;t=[0-9]+$", Assert.Single(response.Headers.GetValues("RateLimit")));
+    }
+
+    [Fact]
+    public async Task The_dashboard_burst_admits_exactly_the_quota_and_the_next_request_is_a_429_problem_with_retry_after()
+    {
+        var commands = App.Services.GetRequiredService<ResourceCommandService>();
+
+        var result = await commands.ExecuteCommandAsync("rate-limit", "burst-client", TestContext.Current.CancellationToken);
+
+        Assert.True(result.Success, result.Message);
+        Assert.Contains("300 admitted, 50 rejected with 429, 0 other", result.Message);
+
+        using var gateway = App.CreateHttpClient("rate-limit");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/ratelimit/policies") { Headers = { { "X-Api-Key", fixture.Shop.DemoApiKey } } };
+        using var rejected = await gateway.SendAsync(request, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.TooManyRequests, rejected.StatusCode);
+        Assert.Equal("application/problem+json", rejected.Content.Headers.ContentType?.MediaType);
+        var retryAfter = rejected.Headers.RetryAfter?.Delta;
+        Assert.NotNull(retryAfter);
+        Assert.InRange(retryAfter.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
+        Assert.Equal("\"partner-read\";q=300;w=60", Assert.Single(rejected.Headers.GetValues("RateLimit-Policy")));
+        Assert.Matches("^\"partner-read\";r=0;t=[0-9]+$", Assert.Single(rejected.Headers.GetValues("RateLimit")));
+        var problem = await rejected.Content.ReadFromJsonAsync<ProblemDetails>(TestContext.Current.CancellationToken);
+        Assert.Equal(429, problem!.Status);
+    }
+
+    [Theory]
+    [InlineData("short", HttpStatusCode.BadRequest)]
+    [InlineData("has spaces in it and is long enough", HttpStatusCode.BadRequest)]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", HttpStatusCode.BadRequest)]
+    [InlineData("unknownbutwellformedkey123", HttpStatusCode.Unauthorized)]
+    public async Task A_malformed_or_unknown_api_key_is_refused_with_a_problem_and_never_becomes_a_partition(string key, HttpStatusCode expected)
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/catalog/wiring");
+        request.Headers.TryAddWithoutValidation("X-Api-Key", key);
+
+        using var response = await gateway.SendAsync(request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(expected, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task The_policies_are_listed_in_the_order_they_are_matched()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        var policies = await gateway.GetFromJsonAsync<JsonElement[]>("/api/ratelimit/policies", TestContext.Current.CancellationToken);
+
+        Assert.Equal(["checkout", "write", "partner-read", "anon-read"], policies!.Select(p => p.GetProperty("name").GetString()));
+        Assert.All(policies!, p => Assert.False(p.GetProperty("degraded").GetBoolean()));
+    }
+}
