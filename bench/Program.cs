@@ -2,13 +2,13 @@ using System.Globalization;
 using ShopReference.Bench.Scenarios;
 using ShopReference.Testing;
 
-IScenario[] scenarios = [new RoundTripScenario()];
+IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario()];
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
 var scenario = scenarios.FirstOrDefault(s => s.Name == name);
 if (scenario is null)
 {
-    Console.Error.WriteLine("usage: dotnet run -c Release --project bench -- <scenario> [--seconds N] [--warmup N] [--concurrency 1,16]");
+    Console.Error.WriteLine("usage: dotnet run -c Release --project bench -- <scenario> [--seconds N] [--warmup N] [--concurrency 1,16] [--only NAME]");
     foreach (var s in scenarios)
     {
         Console.Error.WriteLine($"  {s.Name,-12} {s.Description}");
@@ -19,7 +19,8 @@ if (scenario is null)
 var options = new BenchOptions(
     Warmup: TimeSpan.FromSeconds(Option("--warmup", 2)),
     Duration: TimeSpan.FromSeconds(Option("--seconds", 10)),
-    ConcurrencyLevels: (OptionText("--concurrency") ?? "1,16").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray());
+    ConcurrencyLevels: (OptionText("--concurrency") ?? "1,16").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(),
+    Only: OptionText("--only"));
 
 await using var servers = await TestServers.StartAsync();
 Console.WriteLine($"<!-- {DateTime.UtcNow:yyyy-MM-dd} {Environment.ProcessorCount} cores, {Path.GetFileName(ShopReference.LocalServers.ServerBinaries.FindValkeyServer())}, PostgreSQL from {ShopReference.LocalServers.ServerBinaries.FindPostgresBinDirectory()} -->");

@@ -30,6 +30,43 @@ public static class LoadRunner
             Percentile(all, 0.50), Percentile(all, 0.99), all.Length == 0 ? 0 : (double)allocated / all.Length);
     }
 
+    /// <summary>
+    /// Measures several contenders in alternating rounds (A, B, A, B, …) so drift in the machine or the server (GC,
+    /// growing data, a noisy neighbour) lands on every contender alike; each result merges its rounds.
+    /// </summary>
+    public static async Task<List<Measurement>> MeasureInterleavedAsync(
+        IReadOnlyList<(string Contender, Func<ValueTask> Operation)> contenders, int concurrency, TimeSpan warmup, TimeSpan duration, int rounds = 4)
+    {
+        foreach (var (_, operation) in contenders)
+        {
+            await RunAsync(operation, concurrency, warmup, record: false);
+        }
+        var latencies = contenders.Select(_ => new List<long>()).ToArray();
+        var elapsed = new TimeSpan[contenders.Count];
+        var allocated = new long[contenders.Count];
+        for (var round = 0; round < rounds; round++)
+        {
+            for (var i = 0; i < contenders.Count; i++)
+            {
+                var before = GC.GetTotalAllocatedBytes(precise: true);
+                var started = Stopwatch.GetTimestamp();
+                foreach (var worker in await RunAsync(contenders[i].Operation, concurrency, duration / rounds, record: true))
+                {
+                    latencies[i].AddRange(worker);
+                }
+                elapsed[i] += Stopwatch.GetElapsedTime(started);
+                allocated[i] += GC.GetTotalAllocatedBytes(precise: true) - before;
+            }
+        }
+        return [.. contenders.Select((c, i) =>
+        {
+            var all = latencies[i].ToArray();
+            Array.Sort(all);
+            return new Measurement(c.Contender, concurrency, all.Length, elapsed[i], Percentile(all, 0.50), Percentile(all, 0.99),
+                all.Length == 0 ? 0 : (double)allocated[i] / all.Length);
+        })];
+    }
+
     private static async Task<List<long>[]> RunAsync(Func<ValueTask> operation, int concurrency, TimeSpan duration, bool record)
     {
         var until = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);

@@ -10,4 +10,5 @@ public interface IScenario
     Task<string> RunAsync(TestServers servers, BenchOptions options);
 }
 
-public sealed record BenchOptions(TimeSpan Warmup, TimeSpan Duration, int[] ConcurrencyLevels);
+/// <param name="Only">When set, a scenario runs only the contenders whose name contains it.</param>
+public sealed record BenchOptions(TimeSpan Warmup, TimeSpan Duration, int[] ConcurrencyLevels, string? Only = null);

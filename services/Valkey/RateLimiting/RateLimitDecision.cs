@@ -6,14 +6,19 @@ namespace ShopReference.Valkey.RateLimiting;
 /// <summary>One limiter decision as the script computed it from the server's clock.</summary>
 public readonly record struct RateLimitDecision(bool Allowed, long Remaining, TimeSpan ResetAfter, TimeSpan RetryAfter)
 {
+    // The scripts truncate the server's TIME to whole milliseconds, so a computed wait can be short by up to 1 ms:
+    // a rejection's RetryAfter is rounded up by that much, so that waiting it is always enough.
+    private static readonly TimeSpan ClockResolution = TimeSpan.FromMilliseconds(1);
+
     internal static RateLimitDecision Parse(RedisResult result)
     {
         var values = (RedisResult[])result!;
+        var allowed = (long)values[0] == 1;
         return new RateLimitDecision(
-            (long)values[0] == 1,
+            allowed,
             Math.Max(0, (long)values[1]),
             TimeSpan.FromMilliseconds(Math.Max(0, (long)values[2])),
-            TimeSpan.FromMilliseconds(Math.Max(0, (long)values[3])));
+            allowed ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Math.Max(0, (long)values[3])) + ClockResolution);
     }
 }
 

@@ -1,20 +1,18 @@
--- Fixed window: one hash per partition {w = window index, c = count}. Time is the server's (TIME), never the caller's.
--- KEYS[1] state hash; ARGV: limit, window_ms, permits. Returns {allowed, remaining, reset_ms, retry_ms}.
+-- Fixed window: one counter per partition that expires when its window ends, so an existing key always belongs to
+-- the current window. Time is the server's (TIME), never the caller's.
+-- KEYS[1] counter; ARGV: limit, window_ms, permits. Returns {allowed, remaining, reset_ms, retry_ms}.
 local limit, window, permits = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local need = math.max(permits, 1)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local reset = window - now % window
 
-local index = math.floor(now / window)
-local reset = (index + 1) * window - now
-local state = redis.call('HMGET', KEYS[1], 'w', 'c')
-local count = 0
-if tonumber(state[1]) == index then count = tonumber(state[2]) end
-
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count + need <= limit then
-  count = count + permits
-  redis.call('HSET', KEYS[1], 'w', index, 'c', count)
-  redis.call('PEXPIRE', KEYS[1], reset)
+  if permits > 0 then
+    count = redis.call('INCRBY', KEYS[1], permits)
+    if count == permits then redis.call('PEXPIRE', KEYS[1], reset) end
+  end
   return {1, limit - count, reset, 0}
 end
 return {0, limit - count, reset, reset}
