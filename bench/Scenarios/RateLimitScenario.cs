@@ -56,6 +56,22 @@ public sealed class RateLimitScenario : IScenario
             }
             await AppendOvershootAsync(report, $"ours: {algorithm}", p => Ours(algorithm, first, p, 100, TimeSpan.FromHours(1)), p => Ours(algorithm, second, p, 100, TimeSpan.FromHours(1)));
         }
+
+        report.AppendLine();
+        report.AppendLine("### Memory per client: `MEMORY USAGE` of the partition's key after 100 admitted decisions (limit 100, window 1 h)");
+        report.AppendLine();
+        report.AppendLine("| algorithm | bytes |");
+        report.AppendLine("|---|---:|");
+        foreach (var algorithm in Enum.GetValues<RateLimitAlgorithm>().Where(a => a != RateLimitAlgorithm.Concurrency))
+        {
+            var limiter = (ValkeyRateLimiter)Ours(algorithm, first, "memory-" + Guid.NewGuid().ToString("N")[..8], 100, TimeSpan.FromHours(1));
+            for (var i = 0; i < 100; i++)
+            {
+                using var lease = await limiter.AcquireAsync(1);
+            }
+            var bytes = await first.GetDatabase().ExecuteAsync("MEMORY", "USAGE", limiter.Key);
+            report.AppendLine($"| {algorithm} | {(long)bytes:N0} |");
+        }
         return report.ToString();
     }
 
