@@ -1,0 +1,64 @@
+namespace ShopReference.Valkey.Caching;
+
+/// <summary>How a read was served; the catalog reports it as the <c>X-Cache</c> response header.</summary>
+public enum CacheOutcome
+{
+    /// <summary>Found in Valkey.</summary>
+    Hit,
+
+    /// <summary>Not cached: this caller loaded the origin and filled the cache.</summary>
+    Miss,
+
+    /// <summary>Not cached: another caller (in this process or another) loaded it while this one waited.</summary>
+    Coalesced,
+
+    /// <summary>Past its soft expiry: served at once while one caller refreshes it in the background.</summary>
+    Stale,
+}
+
+/// <summary>What an origin load returns: the payload and its version, or <c>Payload = null</c> for "does not exist".</summary>
+public readonly record struct OriginValue(byte[]? Payload, long Version)
+{
+    public static OriginValue NotFound { get; } = new(null, 0);
+}
+
+/// <summary>A read's result: <see cref="Payload"/> is null when the origin says the item does not exist.</summary>
+public readonly record struct CacheRead(byte[]? Payload, long Version, CacheOutcome Outcome)
+{
+    public bool Found => Payload is not null;
+}
+
+/// <summary>Lifetimes of one cache entry.</summary>
+public sealed record CacheEntryOptions
+{
+    /// <summary>How long an entry lives in Valkey (before jitter).</summary>
+    public required TimeSpan TimeToLive { get; init; }
+
+    /// <summary>Spread of the TTL (0.1 = up to +10 %), so keys filled together do not expire together.</summary>
+    public double Jitter { get; init; } = 0.1;
+
+    /// <summary>How long "does not exist" is remembered, so unknown ids do not reach the origin each time.</summary>
+    public TimeSpan NegativeTimeToLive { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Stale-while-revalidate: after this age a read is served at once and one caller refreshes the entry in the
+    /// background, so a hot key never misses. Null turns it off. Must be shorter than <see cref="TimeToLive"/>.
+    /// </summary>
+    public TimeSpan? SoftTimeToLive { get; init; }
+}
+
+/// <summary>Tuning of the herd protection.</summary>
+public sealed record SingleFlightOptions
+{
+    /// <summary>How long a loader holds the cross-instance lock; a loader that takes longer is fenced off.</summary>
+    public TimeSpan LockLease { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a waiter waits for the fill before loading the origin itself.</summary>
+    public TimeSpan WaitTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Origin loads this process makes at once after waits time out (Valkey slow or a holder lost).</summary>
+    public int FallbackConcurrency { get; init; } = 4;
+
+    /// <summary>The pub/sub channel fills are announced on (one subscription per process).</summary>
+    public required string Channel { get; init; }
+}
