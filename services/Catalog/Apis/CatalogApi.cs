@@ -1,11 +1,140 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.OutputCaching;
+using ShopReference.Catalog.Caching;
+using ShopReference.Catalog.Data;
+using ShopReference.Catalog.Model;
+
 namespace ShopReference.Catalog.Apis;
+
+/// <summary>What the catalog handlers need, bundled for <c>[AsParameters]</c>.</summary>
+public sealed record CatalogServices(ProductCache Cache, CatalogDatabase Database, IOutputCacheStore OutputCache, CatalogMetrics Metrics);
+
+/// <summary>Counters of this catalog instance (each replica keeps its own).</summary>
+public sealed record CatalogStats(string Instance, long Hits, long Misses, long Coalesced, long Stale, long OriginLoads,
+    long LockWaits, double LockWaitMs, long FillsRefused, long Degraded, double CdcLagMs);
 
 public static class CatalogApi
 {
+    public const string ListPolicy = "products";
+    public const string ListTag = "products";
+
     public static IEndpointRouteBuilder MapCatalogApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("api/catalog").WithTags("Catalog");
+
+        api.MapGet("products/{id}", GetProduct)
+            .WithName("GetProduct")
+            .WithSummary("A product, cache-aside with herd protection. X-Cache tells how it was served: hit, miss, coalesced or stale.");
+        api.MapPut("products/{id}", UpdateProduct)
+            .WithName("UpdateProduct")
+            .WithSummary("Write-through update. If-Match must carry the product's current ETag; a stale one is 412.");
+        api.MapGet("products", ListProducts)
+            .CacheOutput(ListPolicy)
+            .WithName("ListProducts")
+            .WithSummary("A page of products, optionally in one category. Output-cached in Valkey; writes and change-data capture evict it.");
+        api.MapGet("stats", GetStats)
+            .WithName("GetCatalogStats")
+            .WithSummary("This instance's cache counters: hits, misses, coalesced, stale, origin loads, lock waits, CDC lag.");
+
         api.MapWiringEndpoint("", "catalog");
         return app;
+    }
+
+    public static async Task<Results<Ok<Product>, StatusCodeHttpResult, ProblemHttpResult, ValidationProblem>> GetProduct(
+        string id, HttpContext http, [AsParameters] CatalogServices services, CancellationToken cancellationToken)
+    {
+        if (!ProductRules.TryParseId(id, out var productId))
+        {
+            return InvalidId(id);
+        }
+        var (product, outcome) = await services.Cache.GetAsync(productId, cancellationToken);
+        http.Response.Headers["X-Cache"] = outcome.ToString().ToLowerInvariant();
+        if (product is null)
+        {
+            return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
+        }
+        http.Response.Headers.ETag = product.ETag;
+        return http.Request.Headers.IfNoneMatch == product.ETag
+            ? TypedResults.StatusCode(StatusCodes.Status304NotModified)
+            : TypedResults.Ok(product);
+    }
+
+    public static async Task<Results<Ok<Product>, ProblemHttpResult, ValidationProblem>> UpdateProduct(
+        string id, ProductUpdate? update, HttpContext http, [AsParameters] CatalogServices services, CancellationToken cancellationToken)
+    {
+        if (!ProductRules.TryParseId(id, out var productId))
+        {
+            return InvalidId(id);
+        }
+        if (http.Request.Headers.IfMatch.Count == 0)
+        {
+            return TypedResults.Problem("If-Match with the product's ETag is required, so an update never overwrites one it has not seen.",
+                statusCode: StatusCodes.Status428PreconditionRequired);
+        }
+        if (!TryParseETag(http.Request.Headers.IfMatch.ToString(), out var expectedVersion))
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["Must be one strong ETag such as \"v3\"."] });
+        }
+        var errors = ProductRules.Validate(update);
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var (outcome, product) = await services.Database.UpdateAsync(productId, expectedVersion, update!, cancellationToken);
+        switch (outcome)
+        {
+            case UpdateOutcome.NotFound:
+                return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
+            case UpdateOutcome.VersionMismatch:
+                return TypedResults.Problem($"Product {productId} has changed since version {expectedVersion}; read it again.",
+                    statusCode: StatusCodes.Status412PreconditionFailed);
+            case UpdateOutcome.UnknownCategory:
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["category"] = [$"Unknown category '{update!.Category}'."] });
+        }
+
+        // Write-through: the new version goes to Valkey now (an older fill can never replace it), and every cached page
+        // that might show the product is evicted from the shared output cache.
+        await services.Cache.StoreAsync(product!);
+        await services.OutputCache.EvictByTagAsync(ListTag, cancellationToken);
+        http.Response.Headers.ETag = product!.ETag;
+        return TypedResults.Ok(product);
+    }
+
+    public static async Task<Results<Ok<ProductPage>, ValidationProblem>> ListProducts(
+        [AsParameters] CatalogServices services, CancellationToken cancellationToken, string? category = null, int page = 1, int pageSize = 20)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (category is { Length: 0 or > ProductRules.MaxCategoryLength })
+            errors["category"] = [$"1 to {ProductRules.MaxCategoryLength} characters."];
+        if (page is < 1 or > 10_000)
+            errors["page"] = ["1 to 10000."];
+        if (pageSize is < 1 or > ProductRules.MaxPageSize)
+            errors["pageSize"] = [$"1 to {ProductRules.MaxPageSize}."];
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+        return TypedResults.Ok(await services.Database.ListAsync(category, page, pageSize, cancellationToken));
+    }
+
+    public static Ok<CatalogStats> GetStats(CatalogMetrics metrics)
+    {
+        var c = metrics.Counters;
+        return TypedResults.Ok(new CatalogStats($"{Environment.MachineName}:{Environment.ProcessId}", c.Hits, c.Misses, c.CoalescedReads, c.StaleReads,
+            c.OriginLoads, c.LockWaits, c.LockWaitTime.TotalMilliseconds, c.FillsRefused, metrics.DegradedCount, metrics.LastCdcLagMilliseconds));
+    }
+
+    private static ValidationProblem InvalidId(string id) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["id"] = [$"'{Truncate(id)}' is not a product id (a positive integer)."] });
+
+    private static string Truncate(string text) => text.Length <= 40 ? text : text[..40] + "…";
+
+    private static bool TryParseETag(string header, out int version)
+    {
+        version = 0;
+        return header.Length >= 4 && header.StartsWith("\"v", StringComparison.Ordinal) && header.EndsWith('"')
+            && int.TryParse(header.AsSpan(2, header.Length - 3), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out version);
     }
 }

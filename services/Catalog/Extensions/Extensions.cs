@@ -1,11 +1,38 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using ShopReference.Catalog.Apis;
+using ShopReference.Catalog.Caching;
+using ShopReference.Catalog.Data;
+using ShopReference.Catalog.Model;
+using ShopReference.Valkey.Caching;
+using StackExchange.Redis;
+
 namespace ShopReference.Catalog.Extensions;
 
 public static class Extensions
 {
-    /// <summary>The service's dependencies: the shared Valkey connection and its database.</summary>
+    /// <summary>The catalog's dependencies: the shared Valkey connection, its database, the product cache and output caching.</summary>
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "catalog");
         builder.AddNpgsqlDataSource("catalogdb");
+
+        builder.Services.AddSingleton<CatalogInitializer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<CatalogInitializer>());
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "catalog-initializer", sp => sp.GetRequiredService<CatalogInitializer>(), failureStatus: null, tags: null));
+
+        builder.Services.AddSingleton(sp => new SingleFlightCache(
+            sp.GetRequiredService<IConnectionMultiplexer>(), new SingleFlightOptions { Channel = "catalog:cache:filled" }));
+        builder.Services.AddSingleton<CatalogDatabase>();
+        builder.Services.AddSingleton<CatalogMetrics>();
+        builder.Services.AddSingleton<ProductCache>();
+
+        // The output-cache store is Valkey (registered by AddValkey), so a tag eviction on one replica empties every replica's view.
+        builder.Services.AddOutputCache(options => options.AddPolicy(CatalogApi.ListPolicy, policy => policy
+            .Expire(TimeSpan.FromMinutes(5))
+            .SetVaryByQuery("category", "page", "pageSize")
+            .Tag(CatalogApi.ListTag)));
+
+        builder.Services.ConfigureHttpJsonOptions(options => options.SerializerOptions.TypeInfoResolverChain.Insert(0, CatalogJsonContext.Default));
     }
 }

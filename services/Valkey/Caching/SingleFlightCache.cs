@@ -30,7 +30,8 @@ public sealed class SingleFlightCache : IAsyncDisposable
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _refreshing = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _fallbackLoads;
-    private readonly Lazy<Task> _subscription;
+    private readonly object _subscribeGate = new();
+    private Task? _subscription;
     private int _deleteIfEqual = -1; // -1 unknown, 0 no, 1 yes (DELIFEQ, Valkey 9)
 
     public SingleFlightCache(IConnectionMultiplexer multiplexer, SingleFlightOptions options)
@@ -44,13 +45,6 @@ public sealed class SingleFlightCache : IAsyncDisposable
         _database = multiplexer.GetDatabase();
         _options = options;
         _fallbackLoads = new SemaphoreSlim(options.FallbackConcurrency);
-        _subscription = new Lazy<Task>(() => multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(options.Channel), (_, key) =>
-        {
-            if (_waiters.TryRemove(key.ToString(), out var waiter))
-            {
-                waiter.TrySetResult();
-            }
-        }));
     }
 
     public SingleFlightCounters Counters { get; } = new();
@@ -94,7 +88,6 @@ public sealed class SingleFlightCache : IAsyncDisposable
     /// <summary>Write-through: stores a value unless a newer version is cached. Returns false when refused.</summary>
     public async Task<bool> SetAsync(string key, OriginValue value, CacheEntryOptions entry)
     {
-        await _subscription.Value.ConfigureAwait(false);
         return await FillAsync(key, value, entry, fence: "").ConfigureAwait(false) == 1;
     }
 
@@ -102,7 +95,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_subscription.IsValueCreated)
+        if (_subscription is { IsCompletedSuccessfully: true })
         {
             await _multiplexer.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_options.Channel)).ConfigureAwait(false);
         }
@@ -111,7 +104,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
 
     private async Task<CacheRead> FlyAsync(string key, Func<CancellationToken, Task<OriginValue>> load, CacheEntryOptions entry)
     {
-        await _subscription.Value.ConfigureAwait(false);
+        await SubscribeAsync().ConfigureAwait(false);
         var lockKey = key + ":lock";
         var token = Guid.NewGuid().ToString("N");
         if (await _database.StringSetAsync(lockKey, token, _options.LockLease, When.NotExists).ConfigureAwait(false))
@@ -158,6 +151,26 @@ public sealed class SingleFlightCache : IAsyncDisposable
         finally
         {
             _fallbackLoads.Release();
+        }
+    }
+
+    // One subscription per process, fanned out to the waiters by key. A failed attempt (Valkey down at start) is
+    // retried by the next flight; once subscribed, StackExchange.Redis re-subscribes by itself after a reconnect.
+    private Task SubscribeAsync()
+    {
+        lock (_subscribeGate)
+        {
+            if (_subscription is null || _subscription.IsFaulted || _subscription.IsCanceled)
+            {
+                _subscription = _multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_options.Channel), (_, key) =>
+                {
+                    if (_waiters.TryRemove(key.ToString(), out var waiter))
+                    {
+                        waiter.TrySetResult();
+                    }
+                });
+            }
+            return _subscription;
         }
     }
 

@@ -1,0 +1,50 @@
+using System.Diagnostics.Metrics;
+using ShopReference.Valkey.Caching;
+
+namespace ShopReference.Catalog.Caching;
+
+/// <summary>
+/// The <c>ShopReference.Catalog</c> meter: the cache's outcomes (hits, misses, coalesced, stale), origin loads, lock
+/// waits and their duration, degraded reads, and the change-data-capture lag.
+/// </summary>
+public sealed class CatalogMetrics
+{
+    public const string MeterName = "ShopReference.Catalog";
+    private readonly Counter<long> _degraded;
+    private readonly Histogram<double> _cdcLag;
+    private long _degradedCount;
+    private double _lastCdcLagMs;
+
+    public CatalogMetrics(IMeterFactory meterFactory, SingleFlightCache cache)
+    {
+        var meter = meterFactory.Create(MeterName);
+        var counters = cache.Counters;
+        meter.CreateObservableCounter("shopreference.catalog.cache.hits", () => counters.Hits, "{read}", "Reads served from Valkey.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.misses", () => counters.Misses, "{read}", "Reads that loaded the origin themselves.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.coalesced", () => counters.CoalescedReads, "{read}", "Reads that waited for another caller's load.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.stale", () => counters.StaleReads, "{read}", "Reads served past soft expiry while refreshing.");
+        meter.CreateObservableCounter("shopreference.catalog.origin.loads", () => counters.OriginLoads, "{load}", "Loads from PostgreSQL through the cache.");
+        meter.CreateObservableCounter("shopreference.catalog.lock.waits", () => counters.LockWaits, "{wait}", "Times a reader waited for another instance's load.");
+        var lockWait = meter.CreateHistogram<double>("shopreference.catalog.lock.wait.duration", "ms", "How long readers waited for another instance's load.");
+        counters.LockWaited += waited => lockWait.Record(waited.TotalMilliseconds);
+        _degraded = meter.CreateCounter<long>("shopreference.catalog.degraded.reads", "{read}", "Reads and writes that bypassed Valkey because it was unreachable.");
+        _cdcLag = meter.CreateHistogram<double>("shopreference.catalog.cdc.lag", "ms", "Commit-to-cache delay of change-data capture.");
+        Counters = counters;
+    }
+
+    public SingleFlightCounters Counters { get; }
+    public long DegradedCount => Interlocked.Read(ref _degradedCount);
+    public double LastCdcLagMilliseconds => Volatile.Read(ref _lastCdcLagMs);
+
+    public void Degraded()
+    {
+        Interlocked.Increment(ref _degradedCount);
+        _degraded.Add(1);
+    }
+
+    public void CdcApplied(TimeSpan lag)
+    {
+        Volatile.Write(ref _lastCdcLagMs, lag.TotalMilliseconds);
+        _cdcLag.Record(lag.TotalMilliseconds);
+    }
+}

@@ -1,0 +1,98 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+
+namespace ShopReference.Catalog.Data;
+
+/// <summary>
+/// Creates the schema, seeds 10,000 deterministic products and the change-data-capture publication, once, even with
+/// several replicas starting together (a PostgreSQL advisory lock serializes them). Until it has finished, the
+/// <c>catalog-initializer</c> health check keeps <c>/health</c> unhealthy, so nothing routes to an empty catalog.
+/// </summary>
+public sealed class CatalogInitializer(NpgsqlDataSource dataSource, ILogger<CatalogInitializer> logger) : BackgroundService, IHealthCheck
+{
+    public const int SeedProducts = 10_000;
+    public const string Publication = "catalog_products";
+    private const long AdvisoryLock = 0x5348_4f50_4341_54; // "SHOPCAT"
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Completion => _done.Task;
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_done.Task.IsCompletedSuccessfully ? HealthCheckResult.Healthy()
+            : _done.Task.IsFaulted ? HealthCheckResult.Unhealthy("Catalog initialization failed.", _done.Task.Exception)
+            : HealthCheckResult.Unhealthy("Catalog initialization is running."));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
+            await ExecuteAsync(connection, "select pg_advisory_lock($1)", stoppingToken, AdvisoryLock);
+            try
+            {
+                await ExecuteAsync(connection, Schema, stoppingToken);
+                await using var count = new NpgsqlCommand("select count(*) from products", connection);
+                if ((long)(await count.ExecuteScalarAsync(stoppingToken))! == 0)
+                {
+                    await ExecuteAsync(connection, SeedCategories, stoppingToken);
+                    await ExecuteAsync(connection, SeedProductRows, stoppingToken, SeedProducts);
+                    logger.LogInformation("Seeded {Count} products.", SeedProducts);
+                }
+                await using var exists = new NpgsqlCommand("select 1 from pg_publication where pubname = $1", connection) { Parameters = { new() { Value = Publication } } };
+                if (await exists.ExecuteScalarAsync(stoppingToken) is null)
+                {
+                    await ExecuteAsync(connection, $"create publication {Publication} for table products", stoppingToken);
+                }
+            }
+            finally
+            {
+                await ExecuteAsync(connection, "select pg_advisory_unlock($1)", CancellationToken.None, AdvisoryLock);
+            }
+            _done.TrySetResult();
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError(ex, "Catalog initialization failed.");
+            _done.TrySetException(ex);
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params object[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        }
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private const string Schema = """
+        create table if not exists categories (
+            name text primary key
+        );
+        create table if not exists products (
+            id          bigint primary key,
+            sku         text not null unique,
+            name        text not null,
+            description text not null,
+            category    text not null references categories(name),
+            price       numeric(12, 2) not null check (price >= 0),
+            stock       integer not null check (stock >= 0),
+            version     integer not null default 1,
+            updated_at  timestamptz not null default now()
+        );
+        create index if not exists products_category_id on products (category, id);
+        """;
+
+    // Deterministic: the same ids, names, prices and stock on every machine, so tests and benchmarks can name products.
+    private const string SeedCategories = "insert into categories (name) select 'category-' || g from generate_series(1, 20) g on conflict do nothing";
+
+    private const string SeedProductRows = """
+        insert into products (id, sku, name, description, category, price, stock, version, updated_at)
+        select g, 'SKU-' || lpad(g::text, 6, '0'), 'Product ' || g, 'Description of product ' || g,
+               'category-' || (1 + g % 20), round(5 + (g * 37 % 995) + (g % 100) / 100.0, 2), (g * 13) % 500, 1,
+               timestamptz '2026-01-01 00:00:00+00'
+        from generate_series(1, $1) g;
+        """;
+}

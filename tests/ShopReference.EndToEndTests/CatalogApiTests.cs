@@ -1,0 +1,165 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+
+namespace ShopReference.EndToEndTests;
+
+/// <summary>The catalog through the gateway. Each test uses its own product ids, so tests do not see each other's writes.</summary>
+[Collection(ShopAppCollection.Name)]
+public sealed class CatalogApiTests(ShopAppFixture fixture)
+{
+    private DistributedApplication App => fixture.Shop.App;
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_product_is_loaded_once_then_served_from_valkey_with_its_etag()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        using var first = await gateway.GetAsync("/api/catalog/products/42", Ct);
+        using var second = await gateway.GetAsync("/api/catalog/products/42", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Contains(Header(first, "X-Cache"), new[] { "miss", "hit", "coalesced" });
+        Assert.Equal("hit", Header(second, "X-Cache"));
+        Assert.Equal(second.Headers.ETag?.Tag, first.Headers.ETag?.Tag);
+        var product = await second.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        Assert.Equal("SKU-000042", product.GetProperty("sku").GetString());
+    }
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("99999999999999999999999")]
+    public async Task A_malformed_id_is_a_400_problem(string id)
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        using var response = await gateway.GetAsync($"/api/catalog/products/{id}", Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task An_unknown_id_is_a_404_that_is_cached_negatively()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+
+        using var first = await gateway.GetAsync("/api/catalog/products/987654", Ct);
+        using var second = await gateway.GetAsync("/api/catalog/products/987654", Ct);
+
+        Assert.Equal(HttpStatusCode.NotFound, first.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, second.StatusCode);
+        Assert.Equal("hit", Header(second, "X-Cache"));
+    }
+
+    [Fact]
+    public async Task A_write_goes_through_to_the_cache_and_a_stale_etag_is_refused()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+        using var read = await gateway.GetAsync("/api/catalog/products/101", Ct);
+        var etag = read.Headers.ETag!.Tag;
+
+        using var update = await PutAsync(gateway, 101, etag, Update("Renamed 101", 12.5m, 7));
+        using var after = await gateway.GetAsync("/api/catalog/products/101", Ct);
+        using var stale = await PutAsync(gateway, 101, etag, Update("Lost update", 1m, 1));
+
+        Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        Assert.NotEqual(etag, update.Headers.ETag!.Tag);
+        Assert.Equal("hit", Header(after, "X-Cache")); // written through: no reload from PostgreSQL
+        Assert.Equal(update.Headers.ETag!.Tag, after.Headers.ETag!.Tag);
+        Assert.Equal("Renamed 101", (await after.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("name").GetString());
+        Assert.Equal(HttpStatusCode.PreconditionFailed, stale.StatusCode);
+    }
+
+    [Fact]
+    public async Task Concurrent_writes_with_the_same_version_let_exactly_one_win_and_the_cache_equals_the_database()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+        using var read = await gateway.GetAsync("/api/catalog/products/202", Ct);
+        var etag = read.Headers.ETag!.Tag;
+
+        var writes = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => PutAsync(gateway, 202, etag, Update($"Writer {i}", 10m + i, i))));
+
+        Assert.Equal(1, writes.Count(w => w.StatusCode == HttpStatusCode.OK));
+        Assert.Equal(7, writes.Count(w => w.StatusCode == HttpStatusCode.PreconditionFailed));
+        using var cached = await gateway.GetAsync("/api/catalog/products/202", Ct);
+        var cachedProduct = await cached.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        var (name, version) = await DatabaseRowAsync(202);
+        Assert.Equal(name, cachedProduct.GetProperty("name").GetString());
+        Assert.Equal(version, cachedProduct.GetProperty("version").GetInt32());
+        foreach (var write in writes) write.Dispose();
+    }
+
+    [Fact]
+    public async Task Bad_input_is_a_400_problem_and_changes_nothing()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+        using var read = await gateway.GetAsync("/api/catalog/products/303", Ct);
+        var etag = read.Headers.ETag!.Tag;
+        var before = await DatabaseRowAsync(303);
+
+        using var negativePrice = await PutAsync(gateway, 303, etag, Update("Fine name", -1m, 1));
+        using var longName = await PutAsync(gateway, 303, etag, Update(new string('n', 201), 1m, 1));
+        using var negativeStock = await PutAsync(gateway, 303, etag, Update("Fine name", 1m, -1));
+        using var malformed = await gateway.SendAsync(new HttpRequestMessage(HttpMethod.Put, "/api/catalog/products/303")
+        {
+            Headers = { { "If-Match", etag } },
+            Content = new StringContent("{ not json", System.Text.Encoding.UTF8, "application/json"),
+        }, Ct);
+        using var noIfMatch = await gateway.PutAsJsonAsync("/api/catalog/products/303", Update("Fine name", 1m, 1), Ct);
+
+        Assert.All(new[] { negativePrice, longName, negativeStock, malformed }, r =>
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+            Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
+        });
+        Assert.Equal((HttpStatusCode)428, noIfMatch.StatusCode);
+        Assert.Equal(before, await DatabaseRowAsync(303));
+    }
+
+    [Fact]
+    public async Task A_listing_is_output_cached_and_evicted_by_a_write()
+    {
+        using var gateway = App.CreateHttpClient("rate-limit");
+        const string page = "/api/catalog/products?category=category-5&page=1&pageSize=3";
+        var firstItem = (await gateway.GetFromJsonAsync<JsonElement>(page, Ct)).GetProperty("items")[0];
+        var id = firstItem.GetProperty("id").GetInt64();
+        using var cachedPage = await gateway.GetAsync(page, Ct);
+        Assert.True(cachedPage.Headers.Age is not null, "the second read of a listing should come from the output cache");
+
+        using var product = await gateway.GetAsync($"/api/catalog/products/{id}", Ct);
+        using var update = await PutAsync(gateway, id, product.Headers.ETag!.Tag, Update($"Listed {id} renamed", 9.99m, 3) with { Category = "category-5" });
+        Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+
+        var refreshed = (await gateway.GetFromJsonAsync<JsonElement>(page, Ct)).GetProperty("items")[0];
+        Assert.Equal($"Listed {id} renamed", refreshed.GetProperty("name").GetString());
+    }
+
+    private static ProductBody Update(string name, decimal price, int stock) => new(name, "Updated by a test", "category-1", price, stock);
+
+    private sealed record ProductBody(string Name, string Description, string Category, decimal Price, int Stock);
+
+    private Task<HttpResponseMessage> PutAsync(HttpClient gateway, long id, string etag, ProductBody body) =>
+        gateway.SendAsync(new HttpRequestMessage(HttpMethod.Put, $"/api/catalog/products/{id}")
+        {
+            Headers = { { "If-Match", etag } },
+            Content = JsonContent.Create(body),
+        }, Ct);
+
+    private async Task<(string Name, int Version)> DatabaseRowAsync(long id)
+    {
+        await using var connection = new NpgsqlConnection(await App.GetConnectionStringAsync("catalogdb", Ct));
+        await connection.OpenAsync(Ct);
+        await using var select = new NpgsqlCommand("select name, version from products where id = $1", connection) { Parameters = { new() { Value = id } } };
+        await using var reader = await select.ExecuteReaderAsync(Ct);
+        await reader.ReadAsync(Ct);
+        return (reader.GetString(0), reader.GetInt32(1));
+    }
+
+    private static string Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.Single() : "";
+}
