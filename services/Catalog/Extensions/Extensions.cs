@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using ShopReference.Catalog.Apis;
 using ShopReference.Catalog.Caching;
+using ShopReference.Catalog.ChangeFeed;
 using ShopReference.Catalog.Data;
 using ShopReference.Catalog.Model;
 using ShopReference.Valkey.Caching;
@@ -26,6 +27,7 @@ public static class Extensions
         builder.Services.AddSingleton<CatalogDatabase>();
         builder.Services.AddSingleton<CatalogMetrics>();
         builder.Services.AddSingleton<ProductCache>();
+        builder.Services.AddHostedService<ProductChangeFeed>();
 
         // The output-cache store is Valkey (registered by AddValkey), so a tag eviction on one replica empties every replica's view.
         builder.Services.AddOutputCache(options => options.AddPolicy(CatalogApi.ListPolicy, policy => policy
