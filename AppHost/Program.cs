@@ -29,7 +29,7 @@ var analytics = builder.AddProject<Projects.ShopReference_Analytics>("analytics"
     .WithHttpHealthCheck("/health");
 
 // The edge: the only external endpoint; it rate-limits and routes /api/* to the services by service discovery.
-builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
+var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
     .WithReference(valkey).WaitFor(valkey)
     .WithReference(catalog).WaitFor(catalog)
     .WithReference(cart).WaitFor(cart)
@@ -38,5 +38,8 @@ builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
     .WithExternalHttpEndpoints()
     .WithHttpHealthCheck("/health")
     .WithRateLimitBurstCommand();
+
+// Dashboard commands that need the gateway, beside the resource they act on.
+catalog.WithStampedeCommand(valkey, gateway);
 
 builder.Build().Run();

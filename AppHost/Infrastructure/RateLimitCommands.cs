@@ -19,13 +19,19 @@ public static class RateLimitCommands
     {
         var builder = gateway.ApplicationBuilder;
         var demoKey = builder.AddPasswordParameter("ratelimit-demo-key");
+        gateway.WithAnnotation(new DemoApiKeyAnnotation(demoKey));
         if (!builder.ExecutionContext.IsRunMode)
         {
             return gateway; // a deployment configures its own API clients
         }
 
+        // Two demo clients with quotas of their own, so the burst and the catalog's stampede command never starve each other.
         gateway.WithEnvironment(async context =>
-            context.EnvironmentVariables["RateLimiting__ApiKeys__dashboard"] = Sha256Hex(await demoKey.GetValueAsync(context.CancellationToken) ?? ""));
+        {
+            var key = await demoKey.GetValueAsync(context.CancellationToken) ?? "";
+            context.EnvironmentVariables["RateLimiting__ApiKeys__dashboard"] = Sha256Hex(key);
+            context.EnvironmentVariables["RateLimiting__ApiKeys__dashboard-stampede"] = Sha256Hex(DemoApiKeyAnnotation.StampedeKey(key));
+        });
 
         return gateway.WithCommand("burst-client", "Burst a client past its limit", async context =>
         {

@@ -163,3 +163,22 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
     private static string Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) ? values.Single() : "";
 }
+
+/// <summary>The dashboard's stampede command, run as a user would run it.</summary>
+[Collection(ShopAppCollection.Name)]
+public sealed class CatalogStampedeCommandTests(ShopAppFixture fixture)
+{
+    [Fact]
+    public async Task Expiring_a_hot_key_under_a_200_request_burst_across_two_replicas_loads_the_origin_once()
+    {
+        var commands = fixture.Shop.App.Services.GetRequiredService<ResourceCommandService>();
+        // A replicated resource has a command per replica; either replica's command acts on the whole app.
+        var replica = (await fixture.Shop.WaitForHealthyInstancesAsync("catalog", 2, TimeSpan.FromSeconds(30))).First();
+
+        var result = await commands.ExecuteCommandAsync(replica, "stampede", TestContext.Current.CancellationToken);
+
+        Assert.True(result.Success, result.Message);
+        Assert.Matches(@"\b1 miss\b", result.Message);
+        Assert.DoesNotMatch(@"\b\d+ [45]\d\d\b", result.Message);
+    }
+}
