@@ -81,8 +81,16 @@ public sealed class PostgresCluster(string binDirectory, string dataDirectory)
     {
         var literal = password.Replace("'", "''", StringComparison.Ordinal);
         // Single-user mode talks over stdin, so the password never appears in a process list or a log.
-        var (fileName, arguments) = AsServerUser(Path.Combine(binDirectory, "postgres"),
-            ["--single", "-D", DataDirectory, "-c", "unix_socket_directories=", "-c", "log_statement=none", "postgres"]);
+        // The same server settings as a normal start: a folder with a logical replication slot refuses to open
+        // with a lower wal_level, even in single-user mode.
+        var singleUserArguments = new List<string> { "--single", "-D", DataDirectory, "-c", "log_statement=none" };
+        foreach (var (name, value) in BaseSettings)
+        {
+            singleUserArguments.Add("-c");
+            singleUserArguments.Add($"{name}={value}");
+        }
+        singleUserArguments.Add("postgres");
+        var (fileName, arguments) = AsServerUser(Path.Combine(binDirectory, "postgres"), singleUserArguments);
         await RunAsync(fileName, arguments, $"ALTER ROLE {SuperUser} WITH PASSWORD '{literal}';\n", cancellationToken);
     }
 

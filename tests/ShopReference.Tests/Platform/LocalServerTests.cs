@@ -51,7 +51,7 @@ public sealed class LocalServerTests(ServersFixture fixture)
     }
 
     [Fact]
-    public async Task A_changed_password_takes_effect_on_an_existing_data_folder()
+    public async Task A_changed_password_takes_effect_on_an_existing_data_folder_with_a_replication_slot()
     {
         var binDirectory = ServerBinaries.FindPostgresBinDirectory()!;
         var folder = Directory.CreateTempSubdirectory("shopref-pgpw-").FullName;
@@ -61,6 +61,11 @@ public sealed class LocalServerTests(ServersFixture fixture)
             var cluster = new PostgresCluster(binDirectory, Path.Combine(folder, "data"));
             await cluster.PrepareAsync("first0password", TestContext.Current.CancellationToken);
             var initializedAt = File.GetLastWriteTimeUtc(Path.Combine(cluster.DataDirectory, "PG_VERSION"));
+            await using (var first = await StartAsync(cluster))
+            {
+                // The catalog's change feed leaves a logical replication slot behind, which the next start must accept.
+                await ExecuteAsync(first.Port, "first0password", "select pg_create_logical_replication_slot('left_behind', 'pgoutput')");
+            }
 
             // Second run, new password (a user set or regenerated the parameter): no re-initdb, new password works.
             await cluster.PrepareAsync("second0password", TestContext.Current.CancellationToken);
@@ -115,6 +120,15 @@ public sealed class LocalServerTests(ServersFixture fixture)
         var process = ServerProcess.Start(fileName, [.. arguments, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await process.WaitUntilReadyAsync(async _ => await CanConnectAtAllAsync(port), TimeSpan.FromSeconds(60), "postgres");
         return new ServerProcessHandle(process, port);
+    }
+
+    private static async Task ExecuteAsync(int port, string password, string sql)
+    {
+        var builder = new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = port, Username = "postgres", Password = password, Pooling = false };
+        await using var connection = new NpgsqlConnection(builder.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
     }
 
     private static async Task<bool> CanConnectAtAllAsync(int port)
