@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Hybrid;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using ShopReference.Testing;
+using ShopReference.Valkey.Caching;
+using StackExchange.Redis;
+using ZiggyCreatures.Caching.Fusion;
+using ZiggyCreatures.Caching.Fusion.Locking.Distributed.Redis;
+using ZiggyCreatures.Caching.Fusion.Serialization.SystemTextJson;
+
+namespace ShopReference.Bench.Scenarios;
+
+/// <summary>
+/// A hot key expires under 1,000 concurrent readers spread over two processes (two connections, two cache instances)
+/// in front of a 200 ms origin. Counts origin loads and the readers' latency for: no protection, HybridCache,
+/// FusionCache with its Redis distributed locker, and SingleFlightCache. Several rounds, each on a fresh key.
+/// </summary>
+public sealed class StampedeScenario : IScenario
+{
+    private const int Readers = 1_000;
+    private const int Rounds = 5;
+    private static readonly TimeSpan OriginLatency = TimeSpan.FromMilliseconds(200);
+
+    public string Name => "stampede";
+    public string Description => "1,000 readers, 2 processes, 200 ms origin: origin loads and reader latency per library";
+
+    public async Task<string> RunAsync(TestServers servers, BenchOptions options)
+    {
+        await using var first = await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString);
+        await using var second = await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString);
+        ConnectionMultiplexer[] processes = [first, second];
+
+        var report = new StringBuilder();
+        report.AppendLine($"### {Description}");
+        report.AppendLine();
+        report.AppendLine($"| contender | origin loads per expiry (mean of {Rounds}) | reader p50 ms | reader p99 ms | p99 minus origin latency ms |");
+        report.AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var (name, create) in Contenders())
+        {
+            if (options.Only is not null && !name.Contains(options.Only, StringComparison.OrdinalIgnoreCase)) continue;
+            var readers = processes.Select(create).ToArray();
+            var loads = 0L;
+            var latencies = new List<double>();
+            for (var round = 0; round < Rounds; round++)
+            {
+                var key = $"bench:stampede:{{{Guid.NewGuid():N}}}";
+                latencies.AddRange(await BurstAsync(readers, key, async ct =>
+                {
+                    Interlocked.Increment(ref loads);
+                    await Task.Delay(OriginLatency, ct); // the origin's latency, the subject of the scenario
+                    return BenchProduct.Make(42);
+                }));
+            }
+            latencies.Sort();
+            var p50 = latencies[latencies.Count / 2];
+            var p99 = latencies[(int)(latencies.Count * 0.99)];
+            report.AppendLine($"| {name} | {(double)loads / Rounds:0.0} | {p50:0} | {p99:0} | {p99 - OriginLatency.TotalMilliseconds:0} |");
+            foreach (var reader in readers) await reader.DisposeAsync();
+        }
+        return report.ToString();
+    }
+
+    private static async Task<List<double>> BurstAsync(Reader[] readers, string key, Func<CancellationToken, Task<BenchProduct>> origin)
+    {
+        using var start = new ManualResetEventSlim();
+        var tasks = Enumerable.Range(0, Readers).Select(i => Task.Run(async () =>
+        {
+            start.Wait();
+            var started = Stopwatch.GetTimestamp();
+            var product = await readers[i % readers.Length].ReadAsync(key, origin);
+            if (product.Id != 42) throw new InvalidOperationException("wrong product");
+            return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        })).ToArray();
+        start.Set();
+        return [.. await Task.WhenAll(tasks)];
+    }
+
+    private static IEnumerable<(string Name, Func<ConnectionMultiplexer, Reader> Create)> Contenders() =>
+    [
+        ("no protection (GET, else load and SET)", m => new NaiveReader(m)),
+        ("HybridCache (L2 on Valkey)", m => new HybridReader(m)),
+        ("FusionCache 2.9 + Redis distributed locker", m => new FusionReader(m)),
+        ("SingleFlightCache (ours)", m => new SingleFlightReader(m)),
+    ];
+
+    private abstract class Reader : IAsyncDisposable
+    {
+        public abstract Task<BenchProduct> ReadAsync(string key, Func<CancellationToken, Task<BenchProduct>> origin);
+        public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    private sealed class NaiveReader(ConnectionMultiplexer multiplexer) : Reader
+    {
+        public override async Task<BenchProduct> ReadAsync(string key, Func<CancellationToken, Task<BenchProduct>> origin)
+        {
+            var db = multiplexer.GetDatabase();
+            var cached = await db.StringGetAsync(key);
+            if (!cached.IsNull) return BenchProduct.FromJson((byte[])cached!);
+            var product = await origin(CancellationToken.None);
+            await db.StringSetAsync(key, product.ToJson(), TimeSpan.FromMinutes(5));
+            return product;
+        }
+    }
+
+    private sealed class HybridReader : Reader
+    {
+        private readonly IServiceProvider _services;
+        private readonly HybridCache _cache;
+
+        public HybridReader(ConnectionMultiplexer multiplexer)
+        {
+            var services = new ServiceCollection();
+            services.AddStackExchangeRedisCache(o => o.ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer));
+            services.AddHybridCache();
+            _services = services.BuildServiceProvider();
+            _cache = _services.GetRequiredService<HybridCache>();
+        }
+
+        public override async Task<BenchProduct> ReadAsync(string key, Func<CancellationToken, Task<BenchProduct>> origin) =>
+            await _cache.GetOrCreateAsync(key, async ct => await origin(ct));
+
+        public override ValueTask DisposeAsync() => ((IAsyncDisposable)_services).DisposeAsync();
+    }
+
+    private sealed class FusionReader : Reader
+    {
+        private readonly FusionCache _cache;
+
+        public FusionReader(ConnectionMultiplexer multiplexer)
+        {
+            _cache = new FusionCache(new FusionCacheOptions { CacheName = "bench" });
+            _cache.SetupDistributedCache(
+                new RedisCache(Options.Create(new RedisCacheOptions { ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer) })),
+                new FusionCacheSystemTextJsonSerializer());
+            _cache.SetupDistributedLocker(new RedisDistributedLocker(
+                Options.Create(new RedisDistributedLockerOptions { ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer) }),
+                NullLogger<RedisDistributedLocker>.Instance));
+        }
+
+        public override async Task<BenchProduct> ReadAsync(string key, Func<CancellationToken, Task<BenchProduct>> origin) =>
+            await _cache.GetOrSetAsync<BenchProduct>(key, async (_, ct) => await origin(ct), default, new FusionCacheEntryOptions(TimeSpan.FromMinutes(5)), null, CancellationToken.None);
+
+        public override ValueTask DisposeAsync()
+        {
+            _cache.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private sealed class SingleFlightReader(ConnectionMultiplexer multiplexer) : Reader
+    {
+        private readonly SingleFlightCache _cache = new(multiplexer, new SingleFlightOptions { Channel = "bench:stampede:filled" });
+        private static readonly CacheEntryOptions Entry = new() { TimeToLive = TimeSpan.FromMinutes(5) };
+
+        public override async Task<BenchProduct> ReadAsync(string key, Func<CancellationToken, Task<BenchProduct>> origin)
+        {
+            var read = await _cache.GetOrLoadAsync(key, async ct => new OriginValue((await origin(ct)).ToJson(), 1), Entry);
+            return BenchProduct.FromJson(read.Payload);
+        }
+
+        public override ValueTask DisposeAsync() => _cache.DisposeAsync();
+    }
+}
