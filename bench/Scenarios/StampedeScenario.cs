@@ -31,10 +31,6 @@ public sealed class StampedeScenario : IScenario
 
     public async Task<string> RunAsync(TestServers servers, BenchOptions options)
     {
-        await using var first = await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString);
-        await using var second = await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString);
-        ConnectionMultiplexer[] processes = [first, second];
-
         var report = new StringBuilder();
         report.AppendLine($"### {Description}");
         report.AppendLine();
@@ -43,6 +39,8 @@ public sealed class StampedeScenario : IScenario
         foreach (var (name, create) in Contenders())
         {
             if (options.Only is not null && !name.Contains(options.Only, StringComparison.OrdinalIgnoreCase)) continue;
+            // Fresh connections per contender: some libraries dispose the multiplexer they were handed.
+            var processes = new[] { await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString), await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString) };
             var readers = processes.Select(create).ToArray();
             var loads = 0L;
             var latencies = new List<double>();
@@ -61,6 +59,7 @@ public sealed class StampedeScenario : IScenario
             var p99 = latencies[(int)(latencies.Count * 0.99)];
             report.AppendLine($"| {name} | {(double)loads / Rounds:0.0} | {p50:0} | {p99:0} | {p99 - OriginLatency.TotalMilliseconds:0} |");
             foreach (var reader in readers) await reader.DisposeAsync();
+            foreach (var process in processes) await process.DisposeAsync();
         }
         return report.ToString();
     }

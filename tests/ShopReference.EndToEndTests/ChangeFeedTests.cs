@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Npgsql;
+using ShopReference.Valkey.Caching;
 using StackExchange.Redis;
 
 namespace ShopReference.EndToEndTests;
@@ -63,7 +64,7 @@ public sealed class ChangeFeedTests(ShopAppFixture fixture)
         {
             foreach (var (id, version) in expected)
             {
-                if ((long?)await valkey.GetDatabase().HashGetAsync($"catalog:product:{{{id}}}", "ver") != version) return false;
+                if (await CachedAsync(valkey, id) is not { } cached || cached.Version != version) return false;
             }
             return true;
         });
@@ -94,11 +95,16 @@ public sealed class ChangeFeedTests(ShopAppFixture fixture)
         return versions;
     }
 
-    private static async Task<string?> CachedNameAsync(ConnectionMultiplexer valkey, long id)
+    private static async Task<CacheEnvelope.Entry?> CachedAsync(ConnectionMultiplexer valkey, long id)
     {
-        var json = (string?)await valkey.GetDatabase().HashGetAsync($"catalog:product:{{{id}}}", "d");
-        return string.IsNullOrEmpty(json) ? null : JsonDocument.Parse(json).RootElement.GetProperty("name").GetString();
+        var stored = await valkey.GetDatabase().StringGetAsync($"catalog:product:{{{id}}}");
+        return !stored.IsNull && CacheEnvelope.TryDecode((ReadOnlyMemory<byte>)stored, out var entry) ? entry : null;
     }
+
+    private static async Task<string?> CachedNameAsync(ConnectionMultiplexer valkey, long id) =>
+        await CachedAsync(valkey, id) is { Negative: false } entry
+            ? JsonDocument.Parse(entry.Payload).RootElement.GetProperty("name").GetString()
+            : null;
 
     private async Task WaitUntilAsync(Func<Task<bool>> condition)
     {

@@ -233,7 +233,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
         var soft = !negative && entry.SoftTimeToLive is { } softTtl ? DateTimeOffset.UtcNow.Add(softTtl).ToUnixTimeMilliseconds() : 0;
         var result = await _fill.EvaluateAsync(_database, [key, key + ":fence"],
         [
-            value.Payload ?? [], value.Version, negative ? 1 : 0, soft, (long)ttl.TotalMilliseconds, fence, _options.Channel, key,
+            CacheEnvelope.Encode(value, soft), value.Version, (long)ttl.TotalMilliseconds, fence, _options.Channel, key,
         ]).ConfigureAwait(false);
         var code = (long)result;
         if (code != 1)
@@ -262,17 +262,14 @@ public sealed class SingleFlightCache : IAsyncDisposable
 
     private async Task<CachedEntry?> ReadAsync(string key)
     {
-        var fields = await _database.HashGetAsync(key, EntryFields).ConfigureAwait(false);
-        if (fields[0].IsNull)
+        var stored = await _database.StringGetAsync(key).ConfigureAwait(false);
+        if (stored.IsNull || !CacheEnvelope.TryDecode((ReadOnlyMemory<byte>)stored, out var entry))
         {
-            return null;
+            return null; // absent, or not written by this cache: treated as a miss and overwritten by the fill
         }
-        var soft = (long)fields[3];
-        return new CachedEntry((long)fields[2] == 1 ? null : (byte[])fields[0]!, (long)fields[1],
-            soft != 0 && DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() >= soft);
+        return new CachedEntry(entry.Negative ? null : entry.Payload.ToArray(), entry.Version,
+            entry.SoftExpiryMs != 0 && DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() >= entry.SoftExpiryMs);
     }
-
-    private static readonly RedisValue[] EntryFields = ["d", "ver", "neg", "soft"];
 
     private readonly record struct CachedEntry(byte[]? Payload, long Version, bool SoftExpired)
     {
