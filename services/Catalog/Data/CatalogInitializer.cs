@@ -26,34 +26,40 @@ public sealed class CatalogInitializer(NpgsqlDataSource dataSource, ILogger<Cata
     {
         try
         {
-            await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-            await ExecuteAsync(connection, "select pg_advisory_lock($1)", stoppingToken, AdvisoryLock);
-            try
-            {
-                await ExecuteAsync(connection, Schema, stoppingToken);
-                await using var count = new NpgsqlCommand("select count(*) from products", connection);
-                if ((long)(await count.ExecuteScalarAsync(stoppingToken))! == 0)
-                {
-                    await ExecuteAsync(connection, SeedCategories, stoppingToken);
-                    await ExecuteAsync(connection, SeedProductRows, stoppingToken, SeedProducts);
-                    logger.LogInformation("Seeded {Count} products.", SeedProducts);
-                }
-                await using var exists = new NpgsqlCommand("select 1 from pg_publication where pubname = $1", connection) { Parameters = { new() { Value = Publication } } };
-                if (await exists.ExecuteScalarAsync(stoppingToken) is null)
-                {
-                    await ExecuteAsync(connection, $"create publication {Publication} for table products", stoppingToken);
-                }
-            }
-            finally
-            {
-                await ExecuteAsync(connection, "select pg_advisory_unlock($1)", CancellationToken.None, AdvisoryLock);
-            }
+            await InitializeAsync(stoppingToken);
             _done.TrySetResult();
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             logger.LogError(ex, "Catalog initialization failed.");
             _done.TrySetException(ex);
+        }
+    }
+
+    /// <summary>Schema, seed and publication; safe to run from several instances at once, and again.</summary>
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await ExecuteAsync(connection, "select pg_advisory_lock($1)", cancellationToken, AdvisoryLock);
+        try
+        {
+            await ExecuteAsync(connection, Schema, cancellationToken);
+            await using var count = new NpgsqlCommand("select count(*) from products", connection);
+            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! == 0)
+            {
+                await ExecuteAsync(connection, SeedCategories, cancellationToken);
+                await ExecuteAsync(connection, SeedProductRows, cancellationToken, SeedProducts);
+                logger.LogInformation("Seeded {Count} products.", SeedProducts);
+            }
+            await using var exists = new NpgsqlCommand("select 1 from pg_publication where pubname = $1", connection) { Parameters = { new() { Value = Publication } } };
+            if (await exists.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                await ExecuteAsync(connection, $"create publication {Publication} for table products", cancellationToken);
+            }
+        }
+        finally
+        {
+            await ExecuteAsync(connection, "select pg_advisory_unlock($1)", CancellationToken.None, AdvisoryLock);
         }
     }
 
