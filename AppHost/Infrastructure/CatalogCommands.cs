@@ -55,9 +55,7 @@ public static class CatalogCommands
         {
             Description = "Deletes catalog:product:{1} and sends 200 concurrent reads for it through the gateway.",
             IconName = "Flash",
-            UpdateState = context => context.ResourceSnapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
-                ? ResourceCommandState.Enabled
-                : ResourceCommandState.Disabled,
+            UpdateState = DemoApiKeyAnnotation.EnabledWhenHealthy,
         });
     }
 }
@@ -67,4 +65,10 @@ public sealed record DemoApiKeyAnnotation(ParameterResource Key) : IResourceAnno
 {
     /// <summary>The key of the second demo client (<c>dashboard-stampede</c>), derived from the same secret.</summary>
     public static string StampedeKey(string demoKey) => demoKey + "-stampede";
+
+    /// <summary>Traffic commands make sense only against a resource that is up.</summary>
+    public static ResourceCommandState EnabledWhenHealthy(UpdateCommandStateContext context) =>
+        context.ResourceSnapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
+            ? ResourceCommandState.Enabled
+            : ResourceCommandState.Disabled;
 }

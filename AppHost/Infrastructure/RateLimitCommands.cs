@@ -57,9 +57,7 @@ public static class RateLimitCommands
         {
             Description = "Sends 350 requests as one API client; its policy admits 300 per minute.",
             IconName = "Flash",
-            UpdateState = context => context.ResourceSnapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
-                ? ResourceCommandState.Enabled
-                : ResourceCommandState.Disabled,
+            UpdateState = DemoApiKeyAnnotation.EnabledWhenHealthy,
         });
     }
 

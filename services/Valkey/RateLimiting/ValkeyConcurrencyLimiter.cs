@@ -14,10 +14,7 @@ public sealed class ValkeyConcurrencyLimiter : RateLimiter
     private readonly IDatabase _database;
     private readonly ValkeyScript _script = ValkeyScript.Load<ValkeyConcurrencyLimiter>("concurrency");
     private readonly RedisKey[] _keys;
-    private long _successful;
-    private long _failed;
-    private long _lastRemaining;
-    private long _lastUsed;
+    private readonly LeaseCounters _counters;
 
     public ValkeyConcurrencyLimiter(IDatabase database, string partition, ValkeyRateLimiterOptions options)
     {
@@ -27,21 +24,15 @@ public sealed class ValkeyConcurrencyLimiter : RateLimiter
         _database = database;
         Options = options;
         _keys = [KeySchema.TaggedKey("ratelimit", "conc", partition)];
-        _lastRemaining = options.PermitLimit;
-        _lastUsed = options.TimeProvider.GetTimestamp();
+        _counters = new LeaseCounters(options.PermitLimit, options.TimeProvider);
     }
 
     public ValkeyRateLimiterOptions Options { get; }
     public RedisKey Key => _keys[0];
 
-    public override TimeSpan? IdleDuration => Options.TimeProvider.GetElapsedTime(Interlocked.Read(ref _lastUsed));
+    public override TimeSpan? IdleDuration => _counters.IdleDuration;
 
-    public override RateLimiterStatistics GetStatistics() => new()
-    {
-        CurrentAvailablePermits = Interlocked.Read(ref _lastRemaining),
-        TotalSuccessfulLeases = Interlocked.Read(ref _successful),
-        TotalFailedLeases = Interlocked.Read(ref _failed),
-    };
+    public override RateLimiterStatistics GetStatistics() => _counters.Statistics();
 
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
@@ -68,9 +59,7 @@ public sealed class ValkeyConcurrencyLimiter : RateLimiter
 
     private RateLimitLease Record(RateLimitDecision decision, int permitCount, string id)
     {
-        Interlocked.Exchange(ref _lastUsed, Options.TimeProvider.GetTimestamp());
-        Interlocked.Exchange(ref _lastRemaining, decision.Remaining);
-        Interlocked.Increment(ref decision.Allowed ? ref _successful : ref _failed);
+        _counters.Record(decision);
         return decision.Allowed && permitCount > 0 ? new HeldLease(this, decision, permitCount, id) : new DecisionLease(decision);
     }
 

@@ -15,10 +15,7 @@ public abstract class ValkeyRateLimiter : RateLimiter
     private readonly IDatabase _database;
     private readonly ValkeyScript _script;
     private readonly RedisKey[] _keys;
-    private long _successful;
-    private long _failed;
-    private long _lastRemaining;
-    private long _lastUsed;
+    private readonly LeaseCounters _counters;
 
     protected ValkeyRateLimiter(IDatabase database, string partition, ValkeyRateLimiterOptions options, string entity, string script)
     {
@@ -29,8 +26,7 @@ public abstract class ValkeyRateLimiter : RateLimiter
         Options = options;
         _script = ValkeyScript.Load<ValkeyRateLimiter>(script);
         _keys = [KeySchema.TaggedKey("ratelimit", entity, partition)];
-        _lastRemaining = options.PermitLimit;
-        _lastUsed = options.TimeProvider.GetTimestamp();
+        _counters = new LeaseCounters(options.PermitLimit, options.TimeProvider);
     }
 
     public ValkeyRateLimiterOptions Options { get; }
@@ -38,15 +34,9 @@ public abstract class ValkeyRateLimiter : RateLimiter
     /// <summary>The key this partition's state lives under (one hash slot).</summary>
     public RedisKey Key => _keys[0];
 
-    public override TimeSpan? IdleDuration => Options.TimeProvider.GetElapsedTime(Interlocked.Read(ref _lastUsed));
+    public override TimeSpan? IdleDuration => _counters.IdleDuration;
 
-    public override RateLimiterStatistics GetStatistics() => new()
-    {
-        CurrentAvailablePermits = Interlocked.Read(ref _lastRemaining),
-        CurrentQueuedCount = 0,
-        TotalSuccessfulLeases = Interlocked.Read(ref _successful),
-        TotalFailedLeases = Interlocked.Read(ref _failed),
-    };
+    public override RateLimiterStatistics GetStatistics() => _counters.Statistics();
 
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
@@ -75,9 +65,7 @@ public abstract class ValkeyRateLimiter : RateLimiter
 
     private DecisionLease Record(RateLimitDecision decision)
     {
-        Interlocked.Exchange(ref _lastUsed, Options.TimeProvider.GetTimestamp());
-        Interlocked.Exchange(ref _lastRemaining, decision.Remaining);
-        Interlocked.Increment(ref decision.Allowed ? ref _successful : ref _failed);
+        _counters.Record(decision);
         return new DecisionLease(decision);
     }
 }
