@@ -42,13 +42,15 @@ public sealed class ConcurrencyLimiterTests(ServersFixture fixture)
     public async Task A_held_lease_is_renewed_past_its_window_and_freed_on_dispose()
     {
         await using var connection = await LimiterHarness.ConnectAsync(fixture.Valkey.ConnectionString);
-        var limiter = new ValkeyConcurrencyLimiter(connection.GetDatabase(), LimiterHarness.NewPartition(), LimiterHarness.Options(1, TimeSpan.FromMilliseconds(300)));
+        // A 1 s lease renewed every third of it: enough slack that a busy CI machine's timer delays do not lose it.
+        var window = TimeSpan.FromSeconds(1);
+        var limiter = new ValkeyConcurrencyLimiter(connection.GetDatabase(), LimiterHarness.NewPartition(), LimiterHarness.Options(1, window));
 
         var holder = await limiter.AcquireAsync(1, TestContext.Current.CancellationToken);
         Assert.True(holder.IsAcquired);
 
-        // For five lease windows, nobody else gets the permit: the holder keeps renewing it.
-        var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(1500);
+        // For three lease windows, nobody else gets the permit: the holder keeps renewing it.
+        var until = DateTime.UtcNow + 3 * window;
         var probes = 0;
         while (DateTime.UtcNow < until)
         {
