@@ -60,18 +60,22 @@ public sealed class ClientIdentityResolver
         {
             return remote;
         }
+        var entries = header.Split(',', StringSplitOptions.TrimEntries);
+        var hops = new IPAddress[entries.Length];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            if (!IPAddress.TryParse(entries[i], out var hop))
+            {
+                return remote; // a malformed chain is ignored as a whole, not trusted up to the bad entry
+            }
+            hops[i] = Normalize(hop);
+        }
         // Right to left: the nearest hop that is not one of our proxies is the client.
-        var hops = header.Split(',', StringSplitOptions.TrimEntries);
         for (var i = hops.Length - 1; i >= 0; i--)
         {
-            if (!IPAddress.TryParse(hops[i], out var hop))
+            if (!_trustedProxies.Contains(hops[i]))
             {
-                return remote; // a malformed chain is ignored as a whole
-            }
-            hop = Normalize(hop);
-            if (!_trustedProxies.Contains(hop))
-            {
-                return hop;
+                return hops[i];
             }
         }
         return remote;
