@@ -45,6 +45,13 @@ public sealed record CacheEntryOptions
     /// background, so a hot key never misses. Null turns it off. Must be shorter than <see cref="TimeToLive"/>.
     /// </summary>
     public TimeSpan? SoftTimeToLive { get; init; }
+
+    /// <summary>
+    /// Probabilistic early refresh: in this last fraction of the soft TTL, each hit starts the background refresh with
+    /// a probability rising from 0 to 1, so hot keys are usually refreshed before they turn stale and keys filled
+    /// together do not all refresh at the same moment. 0 turns it off.
+    /// </summary>
+    public double EarlyRefreshFraction { get; init; } = 0.1;
 }
 
 /// <summary>Tuning of the herd protection.</summary>
@@ -61,4 +68,7 @@ public sealed record SingleFlightOptions
 
     /// <summary>The pub/sub channel fills are announced on (one subscription per process).</summary>
     public required string Channel { get; init; }
+
+    /// <summary>The source of the early-refresh draws (a test can make them certain).</summary>
+    public Random Random { get; init; } = Random.Shared;
 }

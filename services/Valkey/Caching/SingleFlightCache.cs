@@ -60,6 +60,10 @@ public sealed class SingleFlightCache : IAsyncDisposable
                 RefreshInBackground(key, load, entry);
                 return cached.As(CacheOutcome.Stale);
             }
+            if (ShouldRefreshEarly(cached.SoftExpiryMs, entry))
+            {
+                RefreshInBackground(key, load, entry);
+            }
             Counters.Hit();
             return cached.As(CacheOutcome.Hit);
         }
@@ -174,6 +178,17 @@ public sealed class SingleFlightCache : IAsyncDisposable
         }
     }
 
+    private bool ShouldRefreshEarly(long softExpiryMs, CacheEntryOptions entry)
+    {
+        if (softExpiryMs == 0 || entry.SoftTimeToLive is not { } softTtl || entry.EarlyRefreshFraction <= 0)
+        {
+            return false;
+        }
+        var window = softTtl.TotalMilliseconds * entry.EarlyRefreshFraction;
+        var remaining = softExpiryMs - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        return remaining < window && _options.Random.NextDouble() < 1 - remaining / window;
+    }
+
     private void RefreshInBackground(string key, Func<CancellationToken, Task<OriginValue>> load, CacheEntryOptions entry)
     {
         if (!_refreshing.TryAdd(key, 0))
@@ -267,11 +282,11 @@ public sealed class SingleFlightCache : IAsyncDisposable
         {
             return null; // absent, or not written by this cache: treated as a miss and overwritten by the fill
         }
-        return new CachedEntry(entry.Negative ? null : entry.Payload.ToArray(), entry.Version,
+        return new CachedEntry(entry.Negative ? null : entry.Payload.ToArray(), entry.Version, entry.SoftExpiryMs,
             entry.SoftExpiryMs != 0 && DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() >= entry.SoftExpiryMs);
     }
 
-    private readonly record struct CachedEntry(byte[]? Payload, long Version, bool SoftExpired)
+    private readonly record struct CachedEntry(byte[]? Payload, long Version, long SoftExpiryMs, bool SoftExpired)
     {
         public CacheRead As(CacheOutcome outcome) => new(Payload, Version, outcome);
     }

@@ -135,7 +135,7 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
         await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N")));
-        var entry = Entry with { SoftTimeToLive = TimeSpan.FromMilliseconds(200) };
+        var entry = Entry with { SoftTimeToLive = TimeSpan.FromMilliseconds(200), EarlyRefreshFraction = 0 }; // only the stale path
         var key = NewKey();
         var loads = 0;
         async Task<OriginValue> Origin(CancellationToken ct)
@@ -155,6 +155,39 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
         Assert.Equal(CacheOutcome.Miss, first.Outcome);
         Assert.All(reads, r => Assert.Equal((CacheOutcome.Stale, 1L), (r.Outcome, r.Version)));
         Assert.Equal(2, loads);
+    }
+
+    [Fact]
+    public async Task Near_its_soft_expiry_a_hot_key_is_refreshed_early_and_never_served_stale()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        // Draws of 0 make the early refresh certain inside its window, so the test does not depend on chance.
+        await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N")) with { Random = new AlwaysZero() });
+        var entry = Entry with { SoftTimeToLive = TimeSpan.FromSeconds(4), EarlyRefreshFraction = 0.5 }; // window: the last 2 s
+        var key = NewKey();
+        var loads = 0;
+        Task<OriginValue> Origin(CancellationToken _)
+        {
+            var version = Interlocked.Increment(ref loads);
+            return Task.FromResult(new OriginValue(Encoding.UTF8.GetBytes($"v{version}"), version));
+        }
+
+        await cache.GetOrLoadAsync(key, Origin, entry, TestContext.Current.CancellationToken);
+        var windowOpens = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(2.5);
+        await WaitUntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow > windowOpens), "the early-refresh window never opened");
+
+        var inWindow = await cache.GetOrLoadAsync(key, Origin, entry, TestContext.Current.CancellationToken);
+        await WaitUntilAsync(async () => (await cache.GetOrLoadAsync(key, Origin, entry, TestContext.Current.CancellationToken)).Version == 2,
+            "the early refresh never landed");
+
+        Assert.Equal((CacheOutcome.Hit, 1L), (inWindow.Outcome, inWindow.Version));
+        Assert.Equal(0, cache.Counters.StaleReads);
+        Assert.Equal(2, loads);
+    }
+
+    private sealed class AlwaysZero : Random
+    {
+        public override double NextDouble() => 0;
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
