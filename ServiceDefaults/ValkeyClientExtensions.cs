@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.OutputCaching;
 using Microsoft.AspNetCore.OutputCaching.StackExchangeRedis;
 using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.DependencyInjection;
@@ -40,9 +41,22 @@ public static class ValkeyClientExtensions
             options.InstanceName = $"{service}:ocache:";
             options.ConnectionMultiplexerFactory = () => Task.FromResult(multiplexer);
         });
+        DegradeOutputCacheOnOutage(builder.Services);
 
         // HybridCache finds the IDistributedCache above and uses it as its L2.
         builder.Services.AddHybridCache();
         return builder;
+    }
+
+    // Decorates the registered Valkey store, so output-cached routes keep answering while Valkey is down.
+    private static void DegradeOutputCacheOnOutage(IServiceCollection services)
+    {
+        var registered = services.Last(d => d.ServiceType == typeof(IOutputCacheStore));
+        services.Remove(registered);
+        services.AddSingleton<IOutputCacheStore>(sp => new DegradingOutputCacheStore(
+            registered.ImplementationInstance as IOutputCacheStore
+                ?? registered.ImplementationFactory?.Invoke(sp) as IOutputCacheStore
+                ?? (IOutputCacheStore)ActivatorUtilities.CreateInstance(sp, registered.ImplementationType!),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<DegradingOutputCacheStore>>()));
     }
 }
