@@ -1,11 +1,38 @@
+using Microsoft.AspNetCore.Diagnostics;
+using ShopReference.CartSession.Apis;
+using ShopReference.Valkey.Carts;
+using StackExchange.Redis;
+
 namespace ShopReference.CartSession.Extensions;
 
 public static class Extensions
 {
-    /// <summary>The service's dependencies: the shared Valkey connection and its database.</summary>
+    /// <summary>The service's dependencies: the shared Valkey connection, its database and the cart store.</summary>
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "cart");
         builder.AddNpgsqlDataSource("cartdb");
+        builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(),
+            builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits()));
+        builder.Services.AddExceptionHandler<CartUnavailableHandler>();
+    }
+
+    private sealed class CartUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler
+    {
+        public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+        {
+            if (exception is not CartUnavailableException)
+            {
+                return false;
+            }
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = "5";
+            return await problems.TryWriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = context,
+                Exception = exception,
+                ProblemDetails = { Status = StatusCodes.Status503ServiceUnavailable, Detail = "The cart store is unavailable; nothing was changed. Retry shortly." },
+            });
+        }
     }
 }

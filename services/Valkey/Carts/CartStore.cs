@@ -1,0 +1,107 @@
+using System.Globalization;
+using ShopReference.Valkey.Scripting;
+using StackExchange.Redis;
+
+namespace ShopReference.Valkey.Carts;
+
+/// <summary>The result of a cart change.</summary>
+public enum CartChange
+{
+    Applied,
+    OverMaxQuantity,
+    OverMaxLines,
+    UnknownSession,
+}
+
+/// <summary>Limits of one cart; validated in the constructor of <see cref="CartStore"/>.</summary>
+public sealed record CartLimits
+{
+    public int MaxQuantityPerLine { get; init; } = 99;
+    public int MaxLines { get; init; } = 50;
+
+    /// <summary>Sliding expiry: every operation on the session renews it.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(30);
+}
+
+/// <summary>
+/// A shopping cart per session in one Valkey hash, changed field by field in one atomic Lua step per operation, so
+/// concurrent requests from any number of instances never lose an update (unlike a session blob written back whole).
+/// Session ids are opaque tokens: only their SHA-256 is ever part of a key.
+/// </summary>
+public sealed class CartStore
+{
+    private readonly IDatabase _database;
+    private readonly ValkeyScript _script = ValkeyScript.Load<CartStore>("cart");
+
+    public CartStore(IConnectionMultiplexer multiplexer, CartLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        ArgumentNullException.ThrowIfNull(limits);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.MaxQuantityPerLine, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.MaxLines, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.IdleTimeout, TimeSpan.FromMilliseconds(100));
+        _database = multiplexer.GetDatabase();
+        Limits = limits;
+    }
+
+    public CartLimits Limits { get; }
+
+    public static string Key(string sessionId) => KeySchema.HashedKey("cart", "session", sessionId);
+
+    /// <summary>Starts a session (its cart is empty) and returns its id, 256 random bits.</summary>
+    public async Task<string> CreateSessionAsync()
+    {
+        var sessionId = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        await RunAsync(sessionId, "create");
+        return sessionId;
+    }
+
+    /// <summary>The lines (product id to quantity), or null when the session does not exist.</summary>
+    public async Task<IReadOnlyDictionary<long, int>?> GetAsync(string sessionId)
+    {
+        var result = await RunAsync(sessionId, "get");
+        if (result.Resp2Type == ResultType.Integer)
+        {
+            return null; // -3: unknown session
+        }
+        var flat = (RedisResult[])result!;
+        var lines = new Dictionary<long, int>(flat.Length / 2);
+        for (var i = 0; i < flat.Length; i += 2)
+        {
+            lines[long.Parse(((string)flat[i]!)[2..], CultureInfo.InvariantCulture)] = (int)flat[i + 1];
+        }
+        return lines;
+    }
+
+    /// <summary>Adds <paramref name="delta"/> to a line atomically (HINCRBY semantics within the limits).</summary>
+    public Task<(CartChange Change, int Quantity)> AddAsync(string sessionId, long productId, int delta) =>
+        ChangeAsync(sessionId, "add", productId, delta);
+
+    /// <summary>Sets a line's quantity; 0 removes it.</summary>
+    public Task<(CartChange Change, int Quantity)> SetAsync(string sessionId, long productId, int quantity) =>
+        ChangeAsync(sessionId, "set", productId, quantity);
+
+    /// <summary>Removes a line; false when the session does not exist.</summary>
+    public async Task<bool> RemoveAsync(string sessionId, long productId) =>
+        (long)await RunAsync(sessionId, "remove", productId.ToString(CultureInfo.InvariantCulture)) != -3;
+
+    private async Task<(CartChange, int)> ChangeAsync(string sessionId, string op, long productId, int amount)
+    {
+        var code = (long)await RunAsync(sessionId, op, productId.ToString(CultureInfo.InvariantCulture),
+            amount.ToString(CultureInfo.InvariantCulture), Limits.MaxQuantityPerLine.ToString(CultureInfo.InvariantCulture),
+            Limits.MaxLines.ToString(CultureInfo.InvariantCulture));
+        return code switch
+        {
+            -1 => (CartChange.OverMaxQuantity, 0),
+            -2 => (CartChange.OverMaxLines, 0),
+            -3 => (CartChange.UnknownSession, 0),
+            _ => (CartChange.Applied, (int)code),
+        };
+    }
+
+    private Task<RedisResult> RunAsync(string sessionId, string op, params string[] arguments)
+    {
+        RedisValue[] values = [op, (long)Limits.IdleTimeout.TotalMilliseconds, .. arguments.Select(a => (RedisValue)a)];
+        return _script.EvaluateAsync(_database, [Key(sessionId)], values);
+    }
+}

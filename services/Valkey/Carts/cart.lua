@@ -1,0 +1,53 @@
+-- A cart is one hash per session: field "s" marks a live session, "p:{productId}" holds a quantity. Every operation
+-- renews the session's sliding expiry in the same step, and refuses to work on a session that does not exist
+-- (expired, or never issued by us) so a client can never adopt an id of its own choosing.
+-- KEYS[1] session hash. ARGV: op, ttl_ms, then per op:
+--   create                                  -> 1
+--   get                                     -> flat list {field, value, ...} of the lines
+--   add  product_id delta max_qty max_lines -> new quantity | -1 over max_qty | -2 over max_lines
+--   set  product_id qty max_qty max_lines   -> qty | -1 | -2   (qty 0 removes the line)
+--   remove product_id                       -> 1 removed | 0 absent
+-- Any op but create on a missing session -> -3.
+local op, ttl = ARGV[1], tonumber(ARGV[2])
+if op == 'create' then
+  redis.call('HSET', KEYS[1], 's', 1)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -3
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+
+if op == 'get' then
+  local all = redis.call('HGETALL', KEYS[1])
+  local lines = {}
+  for i = 1, #all, 2 do
+    if all[i] ~= 's' then
+      lines[#lines + 1] = all[i]
+      lines[#lines + 1] = all[i + 1]
+    end
+  end
+  return lines
+end
+
+local field = 'p:' .. ARGV[3]
+if op == 'remove' then
+  return redis.call('HDEL', KEYS[1], field)
+end
+
+local max_qty, max_lines = tonumber(ARGV[5]), tonumber(ARGV[6])
+local current = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+local target = op == 'add' and current + tonumber(ARGV[4]) or tonumber(ARGV[4])
+if target > max_qty then
+  return -1
+end
+if target <= 0 then
+  redis.call('HDEL', KEYS[1], field)
+  return 0
+end
+if current == 0 and redis.call('HLEN', KEYS[1]) - 1 >= max_lines then
+  return -2
+end
+redis.call('HSET', KEYS[1], field, target)
+return target

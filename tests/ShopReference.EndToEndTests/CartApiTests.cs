@@ -1,0 +1,75 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace ShopReference.EndToEndTests;
+
+/// <summary>The cart through the gateway, with the session cookie handled by hand as a browser would.</summary>
+[Collection(ShopAppCollection.Name)]
+public sealed class CartApiTests(ShopAppFixture fixture)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Adds_accumulate_in_the_session_the_cookie_names()
+    {
+        using var gateway = Gateway();
+
+        using var first = await SendAsync(gateway, HttpMethod.Post, "/api/cart/items", cookie: null, new { productId = 42, quantity = 1 });
+        Assert.True(first.StatusCode == HttpStatusCode.OK, $"{first.StatusCode}: {await first.Content.ReadAsStringAsync(Ct)}");
+        var cookie = SessionCookie(first);
+        using var second = await SendAsync(gateway, HttpMethod.Post, "/api/cart/items", cookie, new { productId = 42, quantity = 2 });
+        using var cart = await SendAsync(gateway, HttpMethod.Get, "/api/cart", cookie);
+
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.NotNull(cookie);
+        var line = (await cart.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines")[0];
+        Assert.Equal((42, 3), (line.GetProperty("productId").GetInt32(), line.GetProperty("quantity").GetInt32()));
+    }
+
+    [Fact]
+    public async Task A_forged_session_cookie_reads_an_empty_cart_and_a_write_starts_a_fresh_session()
+    {
+        using var gateway = Gateway();
+        const string forged = "shop.sid=made-up-by-the-client";
+
+        using var read = await SendAsync(gateway, HttpMethod.Get, "/api/cart", forged);
+        using var write = await SendAsync(gateway, HttpMethod.Post, "/api/cart/items", forged, new { productId = 7, quantity = 1 });
+
+        Assert.Equal(0, (await read.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines").GetArrayLength());
+        var issued = SessionCookie(write);
+        Assert.NotNull(issued);
+        Assert.NotEqual(forged, issued);
+    }
+
+    [Theory]
+    [InlineData("{\"productId\": 42, \"quantity\": 0}")]
+    [InlineData("{\"productId\": -1, \"quantity\": 1}")]
+    [InlineData("{\"productId\": 42, \"quantity\": 100000}")]
+    [InlineData("{ not json")]
+    public async Task Bad_input_is_a_400_problem(string body)
+    {
+        using var gateway = Gateway();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/cart/items") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+
+        using var response = await gateway.SendAsync(request, Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    // Cookies are handled by hand: the factory's pooled handlers would share a cookie jar between tests.
+    private HttpClient Gateway() => new(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = fixture.Shop.App.GetEndpoint("rate-limit", "http") };
+
+    private Task<HttpResponseMessage> SendAsync(HttpClient gateway, HttpMethod method, string path, string? cookie, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        if (cookie is not null) request.Headers.Add("Cookie", cookie);
+        return gateway.SendAsync(request, Ct);
+    }
+
+    private static string? SessionCookie(HttpResponseMessage response) =>
+        response.Headers.TryGetValues("Set-Cookie", out var values)
+            ? values.Select(v => v.Split(';')[0]).FirstOrDefault(v => v.StartsWith("shop.sid=", StringComparison.Ordinal))
+            : null;
+}
