@@ -25,6 +25,19 @@ public sealed class CartApiTests(ShopAppFixture fixture)
         Assert.NotNull(cookie);
         var line = (await cart.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines")[0];
         Assert.Equal((42, 3), (line.GetProperty("productId").GetInt32(), line.GetProperty("quantity").GetInt32()));
+        Assert.Equal(("Product 42", 564.42m), (line.GetProperty("name").GetString(), line.GetProperty("price").GetDecimal())); // from the catalog
+    }
+
+    [Fact]
+    public async Task An_unknown_product_is_a_404_problem_and_adds_nothing()
+    {
+        using var gateway = Gateway();
+
+        using var response = await SendAsync(gateway, HttpMethod.Post, "/api/cart/items", cookie: null, new { productId = 987654, quantity = 1 });
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Null(SessionCookie(response));
     }
 
     [Fact]

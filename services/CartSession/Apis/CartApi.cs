@@ -5,7 +5,8 @@ using StackExchange.Redis;
 
 namespace ShopReference.CartSession.Apis;
 
-public sealed record CartLine(long ProductId, int Quantity);
+/// <summary>A cart line; name and price are null when the catalog could not be asked (the cart still reads).</summary>
+public sealed record CartLine(long ProductId, int Quantity, string? Name, decimal? Price);
 public sealed record CartView(IReadOnlyList<CartLine> Lines);
 public sealed record AddItem(long? ProductId, int? Quantity);
 public sealed record SetQuantity(int? Quantity);
@@ -23,23 +24,24 @@ public static class CartApi
         return app;
     }
 
-    public static Task<Ok<CartView>> GetCart(HttpContext http, CartStore store) => Guard(async () =>
+    public static Task<Ok<CartView>> GetCart(HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
     {
         var lines = CartSessionCookie.Read(http) is { } id ? await store.GetAsync(id) : null;
-        return TypedResults.Ok(View(lines));
+        return TypedResults.Ok(await ViewAsync(lines, catalog, http.RequestAborted));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
     {
         var errors = new Dictionary<string, string[]>();
         if (body?.ProductId is not > 0) errors["productId"] = ["A positive product id is required."];
         if (body?.Quantity is not { } quantity || quantity < 1 || quantity > store.Limits.MaxQuantityPerLine)
             errors["quantity"] = [$"1 to {store.Limits.MaxQuantityPerLine}."];
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
-        return await ChangeAsync(http, store, id => store.AddAsync(id, body!.ProductId!.Value, body.Quantity!.Value));
+        if (await ProductMissingAsync(catalog, body!.ProductId!.Value, http.RequestAborted) is { } missing) return missing;
+        return await ChangeAsync(http, store, catalog, id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
     {
         var errors = new Dictionary<string, string[]>();
         if (!long.TryParse(productId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id <= 0)
@@ -47,24 +49,25 @@ public static class CartApi
         if (body?.Quantity is not { } quantity || quantity < 0 || quantity > store.Limits.MaxQuantityPerLine)
             errors["quantity"] = [$"0 to {store.Limits.MaxQuantityPerLine}."];
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
-        return await ChangeAsync(http, store, session => store.SetAsync(session, id, body!.Quantity!.Value));
+        if (body!.Quantity > 0 && await ProductMissingAsync(catalog, id, http.RequestAborted) is { } missing) return missing;
+        return await ChangeAsync(http, store, catalog, session => store.SetAsync(session, id, body.Quantity!.Value));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> RemoveItemAsync(string productId, HttpContext http, CartStore store) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> RemoveItemAsync(string productId, HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
     {
         if (!long.TryParse(productId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id <= 0)
             return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = ["A positive product id is required."] });
         if (CartSessionCookie.Read(http) is { } session)
         {
             await store.RemoveAsync(session, id);
-            return TypedResults.Ok(View(await store.GetAsync(session)));
+            return TypedResults.Ok(await ViewAsync(await store.GetAsync(session), catalog, http.RequestAborted));
         }
-        return TypedResults.Ok(View(null));
+        return TypedResults.Ok(await ViewAsync(null, catalog, http.RequestAborted));
     });
 
     // A change on an unknown session starts a fresh one (never adopting the client's id) and applies the change there.
     private static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> ChangeAsync(
-        HttpContext http, CartStore store, Func<string, Task<(CartChange Change, int Quantity)>> change)
+        HttpContext http, CartStore store, CatalogClient catalog, Func<string, Task<(CartChange Change, int Quantity)>> change)
     {
         var session = CartSessionCookie.Read(http) ?? await CartSessionCookie.StartAsync(http, store);
         var (result, _) = await change(session);
@@ -77,12 +80,49 @@ public static class CartApi
         {
             CartChange.OverMaxQuantity => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["quantity"] = [$"A line holds at most {store.Limits.MaxQuantityPerLine}."] }),
             CartChange.OverMaxLines => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = [$"A cart holds at most {store.Limits.MaxLines} lines."] }),
-            _ => TypedResults.Ok(View(await store.GetAsync(session))),
+            _ => TypedResults.Ok(await ViewAsync(await store.GetAsync(session), catalog, http.RequestAborted)),
         };
     }
 
-    private static CartView View(IReadOnlyDictionary<long, int>? lines) =>
-        new(lines is null ? [] : [.. lines.OrderBy(l => l.Key).Select(l => new CartLine(l.Key, l.Value))]);
+    // An unknown product is a 404; a catalog that cannot answer is a 503 (a line is never added unchecked).
+    private static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>?> ProductMissingAsync(CatalogClient catalog, long productId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await catalog.GetAsync(productId, cancellationToken) is not null)
+            {
+                return null;
+            }
+            return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
+        }
+        catch (HttpRequestException)
+        {
+            return TypedResults.Problem("The catalog cannot confirm the product right now; nothing was changed.", statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+    }
+
+    // Names and prices come from the catalog; if it cannot answer, the cart still reads, without them.
+    private static async Task<CartView> ViewAsync(IReadOnlyDictionary<long, int>? lines, CatalogClient catalog, CancellationToken cancellationToken)
+    {
+        if (lines is null)
+        {
+            return new CartView([]);
+        }
+        var view = new List<CartLine>(lines.Count);
+        foreach (var (productId, quantity) in lines.OrderBy(l => l.Key))
+        {
+            CatalogProduct? product = null;
+            try
+            {
+                product = await catalog.GetAsync(productId, cancellationToken);
+            }
+            catch (HttpRequestException)
+            {
+            }
+            view.Add(new CartLine(productId, quantity, product?.Name, product?.Price));
+        }
+        return new CartView(view);
+    }
 
     // Valkey unreachable: 503 with Retry-After, and nothing was half-written (each change is one atomic script).
     private static async Task<TResult> Guard<TResult>(Func<Task<TResult>> handler) where TResult : IResult

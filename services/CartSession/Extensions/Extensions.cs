@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
+using ShopReference.CartSession.Carts;
 using ShopReference.Valkey.Carts;
 using StackExchange.Redis;
 
@@ -15,6 +16,7 @@ public static class Extensions
         builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(),
             builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits()));
         builder.Services.AddExceptionHandler<CartUnavailableHandler>();
+        builder.Services.AddHttpClient<CatalogClient>(http => http.BaseAddress = new Uri("https+http://catalog"));
     }
 
     private sealed class CartUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler
