@@ -1,4 +1,5 @@
 using Npgsql;
+using ShopReference.Testing;
 using StackExchange.Redis;
 
 namespace ShopReference.EndToEndTests;
@@ -24,7 +25,7 @@ public sealed class AppLifetimeTests
 
             foreach (var pid in serverPids)
             {
-                await WaitUntilAsync(() => !ProcessIsAlive(pid), ProcessExitTimeout, $"process {pid} still runs after the app stopped");
+                await Eventually.UntilAsync(() => !ProcessIsAlive(pid), ProcessExitTimeout, $"process {pid} still runs after the app stopped", cancellationToken: cancellationToken);
             }
             Assert.Empty(ProcessesMentioning(dataDirectory));
 
@@ -106,19 +107,5 @@ public sealed class AppLifetimeTests
             }
         }
         return found;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string failure)
-    {
-        using var deadline = new CancellationTokenSource(timeout);
-        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
-        while (!condition())
-        {
-            if (deadline.IsCancellationRequested)
-            {
-                Assert.Fail(failure);
-            }
-            await tick.WaitForNextTickAsync(TestContext.Current.CancellationToken);
-        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using Npgsql;
 using ShopReference.LocalServers;
+using ShopReference.Testing;
 
 namespace ShopReference.EndToEndTests;
 
@@ -63,7 +64,7 @@ public sealed class AppStartTests(ShopAppFixture fixture)
     {
         var endpoint = App.GetEndpoint("valkey", "tcp");
 
-        Assert.Equal("-NOAUTH", await FirstReplyWordAsync(endpoint, "SET stolen 1"));
+        Assert.Equal("-NOAUTH", (await RawResp.SendUnauthenticatedAsync(endpoint.Host, endpoint.Port, "SET stolen 1", TestContext.Current.CancellationToken)).Split(' ')[0]);
         Assert.True(await RespProbe.PingAsync(endpoint.Host, endpoint.Port, fixture.Shop.ValkeyPassword, TestContext.Current.CancellationToken));
     }
 
@@ -81,17 +82,6 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         await owner.OpenAsync(TestContext.Current.CancellationToken);
         await using var select = new NpgsqlCommand("select current_database()", owner);
         Assert.Equal("catalogdb", await select.ExecuteScalarAsync(TestContext.Current.CancellationToken));
-    }
-
-    private static async Task<string> FirstReplyWordAsync(Uri endpoint, string command)
-    {
-        using var client = new System.Net.Sockets.TcpClient();
-        await client.ConnectAsync(endpoint.Host, endpoint.Port, TestContext.Current.CancellationToken);
-        await using var stream = client.GetStream();
-        await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(command + "\r\n"), TestContext.Current.CancellationToken);
-        using var reader = new StreamReader(stream);
-        var line = await reader.ReadLineAsync(TestContext.Current.CancellationToken) ?? "";
-        return line.Split(' ')[0];
     }
 
     private sealed record WiringReport(string Service, string Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Npgsql;
+using ShopReference.Testing;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;
 
@@ -106,14 +107,6 @@ public sealed class ChangeFeedTests(ShopAppFixture fixture)
             ? JsonDocument.Parse(entry.Payload).RootElement.GetProperty("name").GetString()
             : null;
 
-    private async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        using var deadline = new CancellationTokenSource(FeedTimeout);
-        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
-        while (!await condition())
-        {
-            Assert.False(deadline.IsCancellationRequested, "the change never reached the cache");
-            await tick.WaitForNextTickAsync(Ct);
-        }
-    }
+    private Task WaitUntilAsync(Func<Task<bool>> condition) =>
+        Eventually.UntilAsync(condition, FeedTimeout, "the change never reached the cache", cancellationToken: Ct);
 }

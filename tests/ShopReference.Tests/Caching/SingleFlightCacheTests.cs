@@ -1,4 +1,5 @@
 using System.Text;
+using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;
@@ -190,14 +191,6 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
         public override double NextDouble() => 0;
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
-    {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(10));
-        while (!await condition())
-        {
-            Assert.False(deadline.IsCancellationRequested, failure);
-            await tick.WaitForNextTickAsync(TestContext.Current.CancellationToken);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, string failure) =>
+        Eventually.UntilAsync(condition, TimeSpan.FromSeconds(10), failure, TimeSpan.FromMilliseconds(10), TestContext.Current.CancellationToken);
 }

@@ -1,3 +1,4 @@
+using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using ShopReference.Valkey.Carts;
 using StackExchange.Redis;
@@ -80,13 +81,8 @@ public sealed class CartStoreTests(ServersFixture fixture)
         }
 
         // Left alone, it expires (observed without touching it: KEY EXISTS does not renew).
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
-        while (await connection.GetDatabase().KeyExistsAsync(CartStore.Key(session)))
-        {
-            Assert.False(deadline.IsCancellationRequested, "the idle session never expired");
-            await tick.WaitForNextTickAsync(TestContext.Current.CancellationToken);
-        }
+        await Eventually.UntilAsync(async () => !await connection.GetDatabase().KeyExistsAsync(CartStore.Key(session)),
+            TimeSpan.FromSeconds(10), "the idle session never expired", cancellationToken: TestContext.Current.CancellationToken);
         Assert.Null(await store.GetAsync(session));
     }
 }
