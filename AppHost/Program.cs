@@ -10,7 +10,7 @@ var ports = PortSettings.From(builder.Configuration);
 var valkey = builder.AddValkey("valkey", mode, ports.Valkey);
 var postgres = builder.AddShopPostgres("postgres", mode, ports.Postgres);
 
-// The services, each showing one pattern. Catalog runs two replicas so cross-instance patterns are real.
+// The services, each showing one pattern. Catalog and cart-session run two replicas so cross-instance patterns are real.
 var catalog = builder.AddProject<Projects.ShopReference_Catalog>("catalog")
     .WithReplicas(2)
     .WithReference(valkey).WaitFor(valkey)
@@ -18,6 +18,7 @@ var catalog = builder.AddProject<Projects.ShopReference_Catalog>("catalog")
     .WithHttpHealthCheck("/health");
 
 var cart = builder.AddProject<Projects.ShopReference_CartSession>("cart-session")
+    .WithReplicas(2)
     .WithReference(valkey).WaitFor(valkey)
     .WithReference(postgres.Cart).WaitFor(postgres.Cart)
     .WithReference(catalog)
@@ -41,5 +42,6 @@ var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
 
 // Dashboard commands that need the gateway, beside the resource they act on.
 catalog.WithStampedeCommand(valkey, gateway);
+cart.WithLiveSessionsCommand(valkey);
 
 builder.Build().Run();

@@ -8,6 +8,7 @@ builder.AddApplicationServices();
 
 var app = builder.Build();
 
+app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)
 app.MapDefaultEndpoints();
 app.MapCartApi();
 

@@ -15,9 +15,14 @@ public static class KeySchema
     /// <summary>The same key with its id as a hash tag, for keys that one script touches together.</summary>
     public static string TaggedKey(string service, string entity, string tag) => $"{service}:{entity}:{{{Validate(tag)}}}";
 
+    /// <summary>A tagged key with a suffix: <c>{service}:{entity}:{{tag}}:{suffix}</c>, in the same slot as the tag's other keys.</summary>
+    public static string TaggedKey(string service, string entity, string tag, string suffix) => $"{TaggedKey(service, entity, tag)}:{suffix}";
+
     /// <summary>A key for an opaque, user-supplied token (session id, API key): its SHA-256, never the token itself.</summary>
-    public static string HashedKey(string service, string entity, string token) =>
-        $"{service}:{entity}:{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)))}";
+    public static string HashedKey(string service, string entity, string token) => $"{service}:{entity}:{Sha256Hex(token)}";
+
+    /// <summary>The lower-case hex SHA-256 of a token: how user-supplied tokens appear in keys and tables.</summary>
+    public static string Sha256Hex(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
     private static string Validate(string tag)
     {

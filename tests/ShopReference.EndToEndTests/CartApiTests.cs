@@ -71,18 +71,10 @@ public sealed class CartApiTests(ShopAppFixture fixture)
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
-    // Cookies are handled by hand: the factory's pooled handlers would share a cookie jar between tests.
-    private HttpClient Gateway() => new(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = fixture.Shop.App.GetEndpoint("rate-limit", "http") };
+    private HttpClient Gateway() => CartHttp.Client(fixture.Shop.App.GetEndpoint("rate-limit", "http"));
 
-    private Task<HttpResponseMessage> SendAsync(HttpClient gateway, HttpMethod method, string path, string? cookie, object? body = null)
-    {
-        var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
-        if (cookie is not null) request.Headers.Add("Cookie", cookie);
-        return gateway.SendAsync(request, Ct);
-    }
+    private Task<HttpResponseMessage> SendAsync(HttpClient gateway, HttpMethod method, string path, string? cookie, object? body = null) =>
+        gateway.SendAsync(method, path, cookie, body, Ct);
 
-    private static string? SessionCookie(HttpResponseMessage response) =>
-        response.Headers.TryGetValues("Set-Cookie", out var values)
-            ? values.Select(v => v.Split(';')[0]).FirstOrDefault(v => v.StartsWith("shop.sid=", StringComparison.Ordinal))
-            : null;
+    private static string? SessionCookie(HttpResponseMessage response) => CartHttp.SetCookie(response);
 }

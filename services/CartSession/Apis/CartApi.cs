@@ -20,6 +20,8 @@ public static class CartApi
         api.MapPost("items", AddItemAsync).WithName("AddCartItem").WithSummary("Adds a quantity to a line atomically: concurrent adds never lose one.");
         api.MapPut("items/{productId}", SetItemAsync).WithName("SetCartItem").WithSummary("Sets a line's quantity; 0 removes it.");
         api.MapDelete("items/{productId}", RemoveItemAsync).WithName("RemoveCartItem").WithSummary("Removes a line.");
+        api.MapCheckoutApi();
+        api.MapPreferencesApi();
         api.MapWiringEndpoint("", "cart");
         return app;
     }
@@ -30,7 +32,7 @@ public static class CartApi
         return TypedResults.Ok(await ViewAsync(lines, catalog, http.RequestAborted));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
     {
         var errors = new Dictionary<string, string[]>();
         if (body?.ProductId is not > 0) errors["productId"] = ["A positive product id is required."];
@@ -38,10 +40,10 @@ public static class CartApi
             errors["quantity"] = [$"1 to {store.Limits.MaxQuantityPerLine}."];
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
         if (await ProductMissingAsync(catalog, body!.ProductId!.Value, http.RequestAborted) is { } missing) return missing;
-        return await ChangeAsync(http, store, catalog, id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value));
+        return await ChangeAsync(http, store, catalog, metrics, "add", id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
     {
         var errors = new Dictionary<string, string[]>();
         if (!long.TryParse(productId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id <= 0)
@@ -50,16 +52,16 @@ public static class CartApi
             errors["quantity"] = [$"0 to {store.Limits.MaxQuantityPerLine}."];
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
         if (body!.Quantity > 0 && await ProductMissingAsync(catalog, id, http.RequestAborted) is { } missing) return missing;
-        return await ChangeAsync(http, store, catalog, session => store.SetAsync(session, id, body.Quantity!.Value));
+        return await ChangeAsync(http, store, catalog, metrics, "set", session => store.SetAsync(session, id, body.Quantity!.Value));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> RemoveItemAsync(string productId, HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> RemoveItemAsync(string productId, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
     {
         if (!long.TryParse(productId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id <= 0)
             return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = ["A positive product id is required."] });
         if (CartSessionCookie.Read(http) is { } session)
         {
-            await store.RemoveAsync(session, id);
+            metrics.Operation("remove", await store.RemoveAsync(session, id) ? "applied" : "unknown_session");
             return TypedResults.Ok(await ViewAsync(await store.GetAsync(session), catalog, http.RequestAborted));
         }
         return TypedResults.Ok(await ViewAsync(null, catalog, http.RequestAborted));
@@ -67,15 +69,17 @@ public static class CartApi
 
     // A change on an unknown session starts a fresh one (never adopting the client's id) and applies the change there.
     private static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> ChangeAsync(
-        HttpContext http, CartStore store, CatalogClient catalog, Func<string, Task<(CartChange Change, int Quantity)>> change)
+        HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, string operation,
+        Func<string, Task<(CartChange Change, int Quantity)>> change)
     {
-        var session = CartSessionCookie.Read(http) ?? await CartSessionCookie.StartAsync(http, store);
+        var session = CartSessionCookie.Read(http) ?? await CartSessionCookie.StartAsync(http, store, metrics);
         var (result, _) = await change(session);
         if (result == CartChange.UnknownSession)
         {
-            session = await CartSessionCookie.StartAsync(http, store);
+            session = await CartSessionCookie.StartAsync(http, store, metrics);
             (result, _) = await change(session);
         }
+        metrics.Operation(operation, result.ToString());
         return result switch
         {
             CartChange.OverMaxQuantity => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["quantity"] = [$"A line holds at most {store.Limits.MaxQuantityPerLine}."] }),
@@ -125,7 +129,7 @@ public static class CartApi
     }
 
     // Valkey unreachable: 503 with Retry-After, and nothing was half-written (each change is one atomic script).
-    private static async Task<TResult> Guard<TResult>(Func<Task<TResult>> handler) where TResult : IResult
+    internal static async Task<TResult> Guard<TResult>(Func<Task<TResult>> handler) where TResult : IResult
     {
         try
         {

@@ -17,9 +17,10 @@ public static class CartSessionCookie
             ? id
             : null;
 
-    public static async Task<string> StartAsync(HttpContext context, CartStore store)
+    public static async Task<string> StartAsync(HttpContext context, CartStore store, CartSessionMetrics metrics)
     {
         var id = await store.CreateSessionAsync();
+        metrics.SessionStarted();
         context.Response.Cookies.Append(Name, id, new CookieOptions
         {
             HttpOnly = true,

@@ -16,7 +16,15 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
 {
     private static readonly HybridCacheEntryOptions Entry = new() { Expiration = TimeSpan.FromMinutes(1), LocalCacheExpiration = TimeSpan.FromSeconds(30) };
 
-    public async Task<CatalogProduct?> GetAsync(long productId, CancellationToken cancellationToken)
+    private static readonly HybridCacheEntryOptions Fresh = new()
+    {
+        Expiration = Entry.Expiration,
+        LocalCacheExpiration = Entry.LocalCacheExpiration,
+        Flags = HybridCacheEntryFlags.DisableLocalCacheRead | HybridCacheEntryFlags.DisableDistributedCacheRead,
+    };
+
+    /// <param name="fresh">Ask the catalog itself (checkout's price snapshot); the answer still refreshes the cache.</param>
+    public async Task<CatalogProduct?> GetAsync(long productId, CancellationToken cancellationToken, bool fresh = false)
     {
         var found = await cache.GetOrCreateAsync($"product:{productId}", async ct =>
         {
@@ -27,7 +35,7 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
             }
             response.EnsureSuccessStatusCode();
             return new Lookup(await response.Content.ReadFromJsonAsync<CatalogProduct>(ct));
-        }, Entry, cancellationToken: cancellationToken);
+        }, fresh ? Fresh : Entry, cancellationToken: cancellationToken);
         return found.Product;
     }
 

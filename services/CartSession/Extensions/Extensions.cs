@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
+using ShopReference.CartSession.Orders;
 using ShopReference.Valkey.Carts;
 using StackExchange.Redis;
 
@@ -13,8 +14,25 @@ public static class Extensions
     {
         builder.AddValkey(service: "cart");
         builder.AddNpgsqlDataSource("cartdb");
-        builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(),
-            builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits()));
+        var limits = builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits();
+        builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
+        builder.Services.AddSingleton(sp => new CheckoutClaims(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
+        builder.Services.AddSingleton<CartSessionMetrics>();
+        builder.Services.AddSingleton<OrdersDatabase>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrdersDatabase>());
+        builder.Services.AddHealthChecks().AddCheck<OrdersDatabase>("orders-schema");
+        builder.Services.AddScoped<CheckoutService>();
+
+        // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.
+        builder.Services.AddSession(options =>
+        {
+            options.Cookie.Name = PreferencesApi.CookieName;
+            options.Cookie.HttpOnly = true;
+            options.Cookie.SameSite = SameSiteMode.Lax;
+            options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            options.Cookie.IsEssential = true;
+            options.IdleTimeout = limits.IdleTimeout;
+        });
         builder.Services.AddExceptionHandler<CartUnavailableHandler>();
         builder.Services.AddHttpClient<CatalogClient>(http => http.BaseAddress = new Uri("https+http://catalog"));
     }

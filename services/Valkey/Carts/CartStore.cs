@@ -46,7 +46,11 @@ public sealed class CartStore
 
     public CartLimits Limits { get; }
 
-    public static string Key(string sessionId) => KeySchema.HashedKey("cart", "session", sessionId);
+    /// <summary><c>cart:session:{sha256}</c>: the hash is a hash tag, so the session's checkout keys share its slot.</summary>
+    public static string Key(string sessionId) => KeySchema.TaggedKey("cart", "session", SessionHash(sessionId));
+
+    /// <summary>The session's stable, non-secret name: the SHA-256 of its id (used in keys and in orders).</summary>
+    public static string SessionHash(string sessionId) => KeySchema.Sha256Hex(sessionId);
 
     /// <summary>Starts a session (its cart is empty) and returns its id, 256 random bits.</summary>
     public async Task<string> CreateSessionAsync()
