@@ -18,9 +18,7 @@ public static class Extensions
         builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
         builder.Services.AddSingleton(sp => new CheckoutClaims(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
         builder.Services.AddSingleton<CartSessionMetrics>();
-        builder.Services.AddSingleton<OrdersDatabase>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<OrdersDatabase>());
-        builder.Services.AddHealthChecks().AddCheck<OrdersDatabase>("orders-schema");
+        builder.AddStartupInitializer<OrdersDatabase>("orders-schema");
         builder.Services.AddScoped<CheckoutService>();
 
         // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.

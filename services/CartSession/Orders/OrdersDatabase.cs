@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -9,31 +8,13 @@ namespace ShopReference.CartSession.Orders;
 /// Idempotency-Key) is unique, so even a checkout whose Valkey claim was lost cannot place a second order.
 /// The schema is created at start (serialised across replicas); <c>/health</c> stays red until it exists.
 /// </summary>
-public sealed class OrdersDatabase(NpgsqlDataSource dataSource, ILogger<OrdersDatabase> logger) : BackgroundService, IHealthCheck
+public sealed class OrdersDatabase(NpgsqlDataSource dataSource, ILogger<OrdersDatabase> logger) : StartupInitializer(logger)
 {
     private const long AdvisoryLock = 0x5348_4f50_4f52_44; // "SHOPORD"
-    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_ready.Task.IsCompletedSuccessfully ? HealthCheckResult.Healthy()
-            : _ready.Task.IsFaulted ? HealthCheckResult.Unhealthy("Creating the orders schema failed.", _ready.Task.Exception)
-            : HealthCheckResult.Unhealthy("Creating the orders schema."));
+    protected override string Work => "Creating the orders schema";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            await InitializeAsync(stoppingToken);
-            _ready.TrySetResult();
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            logger.LogError(ex, "Creating the orders schema failed.");
-            _ready.TrySetException(ex);
-        }
-    }
-
-    public async Task InitializeAsync(CancellationToken cancellationToken)
+    public override async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var command = new NpgsqlCommand($"select pg_advisory_xact_lock({AdvisoryLock}); {Schema}", connection);

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 
 namespace ShopReference.Catalog.Data;
@@ -8,36 +7,16 @@ namespace ShopReference.Catalog.Data;
 /// several replicas starting together (a PostgreSQL advisory lock serializes them). Until it has finished, the
 /// <c>catalog-initializer</c> health check keeps <c>/health</c> unhealthy, so nothing routes to an empty catalog.
 /// </summary>
-public sealed class CatalogInitializer(NpgsqlDataSource dataSource, ILogger<CatalogInitializer> logger) : BackgroundService, IHealthCheck
+public sealed class CatalogInitializer(NpgsqlDataSource dataSource, ILogger<CatalogInitializer> logger) : StartupInitializer(logger)
 {
     public const int SeedProducts = 10_000;
     public const string Publication = "catalog_products";
     private const long AdvisoryLock = 0x5348_4f50_4341_54; // "SHOPCAT"
-    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public Task Completion => _done.Task;
-
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_done.Task.IsCompletedSuccessfully ? HealthCheckResult.Healthy()
-            : _done.Task.IsFaulted ? HealthCheckResult.Unhealthy("Catalog initialization failed.", _done.Task.Exception)
-            : HealthCheckResult.Unhealthy("Catalog initialization is running."));
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        try
-        {
-            await InitializeAsync(stoppingToken);
-            _done.TrySetResult();
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            logger.LogError(ex, "Catalog initialization failed.");
-            _done.TrySetException(ex);
-        }
-    }
+    protected override string Work => "Catalog initialization";
 
     /// <summary>Schema, seed and publication; safe to run from several instances at once, and again.</summary>
-    public async Task InitializeAsync(CancellationToken cancellationToken)
+    public override async Task InitializeAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await ExecuteAsync(connection, "select pg_advisory_lock($1)", cancellationToken, AdvisoryLock);

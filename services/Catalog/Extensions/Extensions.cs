@@ -17,10 +17,7 @@ public static class Extensions
         builder.AddValkey(service: "catalog");
         builder.AddNpgsqlDataSource("catalogdb");
 
-        builder.Services.AddSingleton<CatalogInitializer>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<CatalogInitializer>());
-        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
-            "catalog-initializer", sp => sp.GetRequiredService<CatalogInitializer>(), failureStatus: null, tags: null));
+        builder.AddStartupInitializer<CatalogInitializer>("catalog-initializer");
 
         builder.Services.AddSingleton(sp => new SingleFlightCache(
             sp.GetRequiredService<IConnectionMultiplexer>(), new SingleFlightOptions { Channel = "catalog:cache:filled" }));
