@@ -10,7 +10,7 @@ var ports = PortSettings.From(builder.Configuration);
 var valkey = builder.AddValkey("valkey", mode, ports.Valkey);
 var postgres = builder.AddShopPostgres("postgres", mode, ports.Postgres);
 
-// The services, each showing one pattern. Catalog and cart-session run two replicas so cross-instance patterns are real.
+// The services, each showing one pattern. Each runs two replicas so cross-instance patterns are real (the gateway one).
 var catalog = builder.AddProject<Projects.ShopReference_Catalog>("catalog")
     .WithReplicas(2)
     .WithReference(valkey).WaitFor(valkey)
@@ -25,9 +25,14 @@ var cart = builder.AddProject<Projects.ShopReference_CartSession>("cart-session"
     .WithHttpHealthCheck("/health");
 
 var analytics = builder.AddProject<Projects.ShopReference_Analytics>("analytics")
+    .WithReplicas(2)
     .WithReference(valkey).WaitFor(valkey)
     .WithReference(postgres.Analytics).WaitFor(postgres.Analytics)
-    .WithHttpHealthCheck("/health");
+    .WithHttpHealthCheck("/health")
+    .WithAnalyticsCommands();
+
+// The catalog reads trending products from analytics, but does not wait for it: without analytics the list is empty.
+catalog.WithReference(analytics);
 
 // The edge: the only external endpoint; it rate-limits and routes /api/* to the services by service discovery.
 var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")

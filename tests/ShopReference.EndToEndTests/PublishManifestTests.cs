@@ -29,7 +29,7 @@ public sealed class PublishManifestTests
 
             foreach (var (service, references) in new Dictionary<string, string[]>
             {
-                ["catalog"] = ["valkey", "catalogdb"],
+                ["catalog"] = ["valkey", "catalogdb", "analytics"],
                 ["cart-session"] = ["valkey", "cartdb", "catalog"],
                 ["analytics"] = ["valkey", "analyticsdb"],
                 ["rate-limit"] = ["valkey", "catalog", "cart-session", "analytics"],

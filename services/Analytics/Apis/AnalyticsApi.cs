@@ -1,11 +1,122 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using ShopReference.Valkey.Analytics;
+using StackExchange.Redis;
+
 namespace ShopReference.Analytics.Apis;
+
+public sealed record EventLine(long ProductId, int Quantity);
+public sealed record EventRequest(string? Id, string? Type, DateTimeOffset? Timestamp, string? VisitorId, long? ProductId, int? Quantity, IReadOnlyList<EventLine>? Lines);
+public sealed record Accepted(string Id);
+public sealed record RankedEntry(int Rank, long ProductId, long Count);
+public sealed record Leaderboard(string Board, string Window, IReadOnlyList<RankedEntry> Entries);
+public sealed record Uniques(DateOnly Day, int Days, long Visitors, double StandardError);
+public sealed record Point(DateTime Minute, long Value);
+public sealed record TimeSeries(string Metric, IReadOnlyList<Point> Points);
 
 public static class AnalyticsApi
 {
+    /// <summary>The largest event body accepted; a bigger one is a 400 (with Content-Length) or a 413 (chunked).</summary>
+    public const int MaxEventBytes = 4096;
+
     public static IEndpointRouteBuilder MapAnalyticsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("api/analytics").WithTags("Analytics");
+        api.MapPost("events", PostEventAsync).WithName("PostEvent")
+            .WithSummary("Accepts one event from outside (validated) onto the stream; 202 with its id.")
+            .AddEndpointFilter(async (context, next) =>
+            {
+                var http = context.HttpContext;
+                if (http.Request.ContentLength > MaxEventBytes)
+                {
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [$"At most {MaxEventBytes} bytes."] });
+                }
+                return await next(context);
+            })
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxEventBytes));
+        api.MapGet("leaderboards/{board}", GetLeaderboardAsync).WithName("GetLeaderboard")
+            .WithSummary("Top products of a board (most-viewed, best-selling) over 1h, 24h or 7d; ties by product id.");
+        api.MapGet("uniques", GetUniquesAsync).WithName("GetUniques").WithSummary("Estimated unique visitors on a day (or the days ending then), by HyperLogLog.");
+        api.MapGet("timeseries/{metric}", GetTimeSeriesAsync).WithName("GetTimeSeries").WithSummary("Per-minute counts of a metric for the last minutes.");
         api.MapWiringEndpoint("", "analytics");
         return app;
+    }
+
+    public static async Task<Results<Accepted<Accepted>, ValidationProblem, ProblemHttpResult>> PostEventAsync(EventRequest? body, EventPublisher publisher, TimeProvider time, HttpContext http)
+    {
+        if (body is null)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["An event is required."] });
+        }
+        var analyticsEvent = new AnalyticsEvent(body.Id ?? EventRules.NewId(), body.Type ?? "", body.Timestamp ?? time.GetUtcNow(), body.VisitorId,
+            body.ProductId, body.Quantity, body.Lines?.Select(l => (l.ProductId, l.Quantity)).ToList());
+        var errors = EventRules.Validate(analyticsEvent, time.GetUtcNow());
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+        if (!await publisher.PublishAsync(analyticsEvent))
+        {
+            return Unavailable(http, "The event stream is unavailable; the event was not accepted.");
+        }
+        return TypedResults.Accepted((string?)null, new Accepted(analyticsEvent.Id));
+    }
+
+    public static Task<Results<Ok<Leaderboard>, ValidationProblem, ProblemHttpResult>> GetLeaderboardAsync(
+        string board, string? window, int? top, Leaderboards leaderboards, HttpContext http) => Guard(http, async () =>
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (!Boards.Names.TryGetValue(board, out var key)) errors["board"] = [$"One of {string.Join(", ", Boards.Names.Keys)}."];
+        window ??= "24h";
+        if (!Boards.Windows.ContainsKey(window)) errors["window"] = [$"One of {string.Join(", ", Boards.Windows.Keys)}."];
+        top ??= 10;
+        if (top is < 1 or > Boards.MaxTop) errors["top"] = [$"1 to {Boards.MaxTop}."];
+        if (errors.Count > 0) return (Results<Ok<Leaderboard>, ValidationProblem, ProblemHttpResult>)TypedResults.ValidationProblem(errors);
+        var entries = await leaderboards.TopAsync(key!, window, top.Value, http.RequestAborted);
+        return TypedResults.Ok(new Leaderboard(board, window, [.. entries.Select((e, i) => new RankedEntry(i + 1, e.ProductId, e.Count))]));
+    });
+
+    public static Task<Results<Ok<Uniques>, ValidationProblem, ProblemHttpResult>> GetUniquesAsync(
+        string? day, int? days, AnalyticsReads reads, TimeProvider time, HttpContext http) => Guard(http, async () =>
+    {
+        var errors = new Dictionary<string, string[]>();
+        var date = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+        if (day is not null && !DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out date))
+            errors["day"] = ["A date as yyyy-MM-dd (UTC)."];
+        days ??= 1;
+        if (days is < 1 or > AnalyticsReads.MaxDays) errors["days"] = [$"1 to {AnalyticsReads.MaxDays}."];
+        if (errors.Count > 0) return (Results<Ok<Uniques>, ValidationProblem, ProblemHttpResult>)TypedResults.ValidationProblem(errors);
+        return TypedResults.Ok(new Uniques(date, days.Value, await reads.UniqueVisitorsAsync(date, days.Value), 0.0081));
+    });
+
+    public static Task<Results<Ok<TimeSeries>, ValidationProblem, ProblemHttpResult>> GetTimeSeriesAsync(
+        string metric, int? minutes, AnalyticsReads reads, HttpContext http) => Guard(http, async () =>
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (!AnalyticsReads.Metrics.ContainsKey(metric)) errors["metric"] = [$"One of {string.Join(", ", AnalyticsReads.Metrics.Keys)}."];
+        minutes ??= 60;
+        if (minutes is < 1 or > AnalyticsReads.MaxMinutes) errors["minutes"] = [$"1 to {AnalyticsReads.MaxMinutes}."];
+        if (errors.Count > 0) return (Results<Ok<TimeSeries>, ValidationProblem, ProblemHttpResult>)TypedResults.ValidationProblem(errors);
+        var points = await reads.MinutesAsync(metric, minutes.Value);
+        return TypedResults.Ok(new TimeSeries(metric, [.. points.Select(p => new Point(p.Minute, p.Value))]));
+    });
+
+    // Valkey unreachable: a 503 with Retry-After, never a hang or a 500.
+    private static async Task<Results<Ok<T>, ValidationProblem, ProblemHttpResult>> Guard<T>(HttpContext http, Func<Task<Results<Ok<T>, ValidationProblem, ProblemHttpResult>>> handler)
+    {
+        try
+        {
+            return await handler();
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return Unavailable(http, "Analytics storage is unavailable. Retry shortly.");
+        }
+    }
+
+    private static ProblemHttpResult Unavailable(HttpContext http, string detail)
+    {
+        http.Response.Headers.RetryAfter = "5";
+        return TypedResults.Problem(detail, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 }

@@ -1,11 +1,36 @@
+using ShopReference.Analytics.Data;
+using ShopReference.Analytics.Workers;
+using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Caching;
+using StackExchange.Redis;
+
 namespace ShopReference.Analytics.Extensions;
 
 public static class Extensions
 {
-    /// <summary>The service's dependencies: the shared Valkey connection and its database.</summary>
+    /// <summary>
+    /// The service's dependencies: the shared Valkey connection, its database, this instance's member of the consumer
+    /// group, the single-flight cache the windowed leaderboards go through, the rollup to PostgreSQL and the meter.
+    /// </summary>
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "analytics");
         builder.AddNpgsqlDataSource("analyticsdb");
+        builder.Services.AddSingleton(TimeProvider.System);
+
+        builder.Services.AddSingleton(sp => new SingleFlightCache(sp.GetRequiredService<IConnectionMultiplexer>(), new SingleFlightOptions { Channel = "analytics:cache:filled" }));
+        builder.Services.AddSingleton(sp => new Leaderboards(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<SingleFlightCache>()));
+        builder.Services.AddSingleton(sp => new AnalyticsReads(sp.GetRequiredService<IConnectionMultiplexer>()));
+        builder.Services.AddSingleton<EventPublisher>();
+
+        // One consumer per process, named so that a restart is a new member; the old one's pending entries are claimed.
+        var options = builder.Configuration.GetSection("Analytics:Consumer").Get<EventConsumerOptions>() ?? new EventConsumerOptions();
+        builder.Services.AddSingleton(sp => new EventConsumer(sp.GetRequiredService<IConnectionMultiplexer>(),
+            $"{Environment.MachineName}-{Environment.ProcessId}-{EventRules.NewId()[..6]}", options, sp.GetRequiredService<ILogger<EventConsumer>>()));
+        builder.Services.AddSingleton<AnalyticsMetrics>();
+        builder.Services.AddHostedService<ConsumerWorker>();
+
+        builder.AddStartupInitializer<Rollups>("analytics-schema");
+        builder.Services.AddHostedService<RollupWorker>();
     }
 }

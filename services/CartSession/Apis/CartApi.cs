@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.CartSession.Carts;
+using ShopReference.Valkey.Analytics;
 using ShopReference.Valkey.Carts;
 using StackExchange.Redis;
 
@@ -32,7 +33,7 @@ public static class CartApi
         return TypedResults.Ok(await ViewAsync(lines, catalog, http.RequestAborted));
     });
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
+    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, EventPublisher events) => Guard(async () =>
     {
         var errors = new Dictionary<string, string[]>();
         if (body?.ProductId is not > 0) errors["productId"] = ["A positive product id is required."];
@@ -40,7 +41,9 @@ public static class CartApi
             errors["quantity"] = [$"1 to {store.Limits.MaxQuantityPerLine}."];
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
         if (await ProductMissingAsync(catalog, body!.ProductId!.Value, http.RequestAborted) is { } missing) return missing;
-        return await ChangeAsync(http, store, catalog, metrics, "add", id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value));
+        return await ChangeAsync(http, store, catalog, metrics, "add", id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value),
+            session => events.PublishAsync(new AnalyticsEvent(EventRules.NewId(), EventTypes.CartItemAdded, DateTimeOffset.UtcNow,
+                EventRules.VisitorFrom("s:" + session), body.ProductId!.Value, body.Quantity!.Value)));
     });
 
     public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
@@ -70,7 +73,7 @@ public static class CartApi
     // A change on an unknown session starts a fresh one (never adopting the client's id) and applies the change there.
     private static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> ChangeAsync(
         HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, string operation,
-        Func<string, Task<(CartChange Change, int Quantity)>> change)
+        Func<string, Task<(CartChange Change, int Quantity)>> change, Func<string, Task<bool>>? publish = null)
     {
         var session = CartSessionCookie.Read(http) ?? await CartSessionCookie.StartAsync(http, store, metrics);
         var (result, _) = await change(session);
@@ -80,6 +83,10 @@ public static class CartApi
             (result, _) = await change(session);
         }
         metrics.Operation(operation, result.ToString());
+        if (result == CartChange.Applied && publish is not null)
+        {
+            await publish(session); // one round trip; a dropped event never fails the change
+        }
         return result switch
         {
             CartChange.OverMaxQuantity => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["quantity"] = [$"A line holds at most {store.Limits.MaxQuantityPerLine}."] }),

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
+using ShopReference.Valkey.Analytics;
 using ShopReference.Valkey.Carts;
 using StackExchange.Redis;
 
@@ -20,6 +21,7 @@ public static class Extensions
         builder.Services.AddSingleton<CartSessionMetrics>();
         builder.AddStartupInitializer<OrdersDatabase>("orders-schema");
         builder.Services.AddScoped<CheckoutService>();
+        builder.Services.AddSingleton<EventPublisher>();
 
         // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.
         builder.Services.AddSession(options =>

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ShopReference.CartSession.Carts;
 using ShopReference.Valkey;
+using ShopReference.Valkey.Analytics;
 using ShopReference.Valkey.Carts;
 
 namespace ShopReference.CartSession.Orders;
@@ -28,7 +29,7 @@ public sealed record CheckoutResult(CheckoutOutcome Outcome, Order? Order = null
 /// constraint in PostgreSQL holds even when a claim was lost, and an order found there is answered, never doubled.
 /// </summary>
 public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, OrdersDatabase orders, CatalogClient catalog,
-    CartSessionMetrics metrics, ILogger<CheckoutService> logger)
+    CartSessionMetrics metrics, EventPublisher events, ILogger<CheckoutService> logger)
 {
     /// <summary>How long a retry waits for a concurrent request with the same key before answering 409.</summary>
     public static readonly TimeSpan WaitForConcurrent = TimeSpan.FromSeconds(10);
@@ -139,6 +140,9 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
             // cannot tell whether they were subtracted, and subtracting twice would silently eat a newer cart.
             logger.LogWarning(ex, "Order {OrderId} placed, but its lines could not be taken out of the cart yet.", orderId);
         }
+        // The order's id is the event's id: however often this is published, analytics counts the order once.
+        await events.PublishAsync(new AnalyticsEvent($"order-{orderId}", EventTypes.OrderPlaced, order.PlacedAt,
+            EventRules.VisitorFrom("s:" + sessionId), Lines: [.. order.Lines.Select(l => (l.ProductId, l.Quantity))]));
         return new CheckoutResult(CheckoutOutcome.Placed, order);
     }
 

@@ -1,14 +1,19 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.OutputCaching;
+using ShopReference.Catalog.Analytics;
 using ShopReference.Catalog.Caching;
 using ShopReference.Catalog.Data;
 using ShopReference.Catalog.Model;
+using ShopReference.Valkey.Analytics;
 
 namespace ShopReference.Catalog.Apis;
 
 /// <summary>What the catalog handlers need, bundled for <c>[AsParameters]</c>.</summary>
-public sealed record CatalogServices(ProductCache Cache, CatalogDatabase Database, IOutputCacheStore OutputCache, CatalogMetrics Metrics);
+public sealed record CatalogServices(ProductCache Cache, CatalogDatabase Database, IOutputCacheStore OutputCache, CatalogMetrics Metrics, EventPublisher Events);
+
+public sealed record TrendingProduct(int Rank, long ProductId, string Name, decimal Price, long Views);
+public sealed record Trending(string Window, bool Degraded, IReadOnlyList<TrendingProduct> Products);
 
 /// <summary>Counters of this catalog instance (each replica keeps its own).</summary>
 public sealed record CatalogStats(string Instance, long Hits, long Misses, long Coalesced, long Stale, long OriginLoads,
@@ -26,6 +31,9 @@ public static class CatalogApi
         api.MapGet("products/{id}", GetProduct)
             .WithName("GetProduct")
             .WithSummary("A product, cache-aside with herd protection. X-Cache tells how it was served: hit, miss, coalesced or stale.");
+        api.MapGet("products/trending", GetTrending)
+            .WithName("GetTrendingProducts")
+            .WithSummary("The most viewed products (from analytics, cached 30 s); an empty list, marked degraded, when analytics is down.");
         api.MapPut("products/{id}", UpdateProduct)
             .WithName("UpdateProduct")
             .WithSummary("Write-through update. If-Match must carry the product's current ETag; a stale one is 412.");
@@ -54,6 +62,7 @@ public static class CatalogApi
         {
             return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
         }
+        await services.Events.PublishAsync(ProductViews.For(http, productId)); // one round trip; never fails the read
         http.Response.Headers.ETag = product.ETag;
         return http.Request.Headers.IfNoneMatch == product.ETag
             ? TypedResults.StatusCode(StatusCodes.Status304NotModified)
@@ -117,6 +126,28 @@ public static class CatalogApi
             return TypedResults.ValidationProblem(errors);
         }
         return TypedResults.Ok(await services.Database.ListAsync(category, page, pageSize, cancellationToken));
+    }
+
+    public static async Task<Results<Ok<Trending>, ValidationProblem>> GetTrending(
+        TrendingClient trending, ProductCache cache, CancellationToken cancellationToken, string window = "24h", int top = 10)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (window is not ("1h" or "24h" or "7d")) errors["window"] = ["One of 1h, 24h, 7d."];
+        if (top is < 1 or > 50) errors["top"] = ["1 to 50."];
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+        var (entries, degraded) = await trending.TopAsync(window, top, cancellationToken);
+        var products = new List<TrendingProduct>(entries.Count);
+        foreach (var entry in entries)
+        {
+            if ((await cache.GetAsync(entry.ProductId, cancellationToken)).Product is { } product)
+            {
+                products.Add(new TrendingProduct(products.Count + 1, product.Id, product.Name, product.Price, entry.Count));
+            }
+        }
+        return TypedResults.Ok(new Trending(window, degraded, products));
     }
 
     public static Ok<CatalogStats> GetStats(CatalogMetrics metrics)

@@ -1,3 +1,5 @@
+using ShopReference.Catalog.Analytics;
+using ShopReference.Valkey.Analytics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using ShopReference.Catalog.Apis;
 using ShopReference.Catalog.Caching;
@@ -25,6 +27,8 @@ public static class Extensions
         builder.Services.AddSingleton<CatalogMetrics>();
         builder.Services.AddSingleton<ProductCache>();
         builder.Services.AddHostedService<ProductChangeFeed>();
+        builder.Services.AddSingleton<EventPublisher>();
+        builder.Services.AddHttpClient<TrendingClient>(http => http.BaseAddress = new Uri("https+http://analytics"));
 
         // The output-cache store is Valkey (registered by AddValkey), so a tag eviction on one replica empties every replica's view.
         builder.Services.AddOutputCache(options => options.AddPolicy(CatalogApi.ListPolicy, policy => policy

@@ -6,6 +6,7 @@ using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
+using ShopReference.Valkey.Analytics;
 using ShopReference.Valkey.Carts;
 using StackExchange.Redis;
 
@@ -62,6 +63,7 @@ public sealed class CheckoutTests(ServersFixture fixture)
         using var deadCatalog = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}") }; // nothing listens
         var checkout = new CheckoutService(carts, new CheckoutClaims(connection, Limits), orders,
             new CatalogClient(deadCatalog, services.GetRequiredService<HybridCache>()), new CartSessionMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()),
+            new EventPublisher(connection, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<EventPublisher>.Instance),
             NullLogger<CheckoutService>.Instance);
         var session = await carts.CreateSessionAsync();
         await carts.AddAsync(session, 42, 2);

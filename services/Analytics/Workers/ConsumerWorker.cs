@@ -1,0 +1,31 @@
+using ShopReference.Valkey.Analytics;
+using StackExchange.Redis;
+
+namespace ShopReference.Analytics.Workers;
+
+/// <summary>Runs this instance's member of the consumer group, and samples the group's lag and pending count for the meter.</summary>
+public sealed class ConsumerWorker(EventConsumer consumer, IConnectionMultiplexer multiplexer, AnalyticsMetrics metrics, ILogger<ConsumerWorker> logger) : BackgroundService
+{
+    private static readonly TimeSpan SampleInterval = TimeSpan.FromSeconds(5);
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(consumer.RunAsync(stoppingToken), SampleAsync(stoppingToken));
+
+    private async Task SampleAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(SampleInterval);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var group = (await multiplexer.GetDatabase().StreamGroupInfoAsync(AnalyticsKeys.Stream))
+                    .FirstOrDefault(g => g.Name == AnalyticsKeys.ConsumerGroup);
+                metrics.Sampled(group.Lag ?? -1, group.PendingMessageCount);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                logger.LogDebug(ex, "Could not sample the consumer group.");
+            }
+        }
+    }
+}

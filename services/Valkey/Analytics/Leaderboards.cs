@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Text.Json;
+using ShopReference.Valkey.Caching;
+using ShopReference.Valkey.Scripting;
+using StackExchange.Redis;
+
+namespace ShopReference.Valkey.Analytics;
+
+/// <summary>One leaderboard row: a product and its count in the window.</summary>
+public sealed record LeaderboardEntry(long ProductId, long Count);
+
+/// <summary>The boards and windows the API offers.</summary>
+public static class Boards
+{
+    /// <summary>Board name in the API → key part.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Names = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["most-viewed"] = "views",
+        ["best-selling"] = "sold",
+    };
+
+    /// <summary>Window → number of hourly buckets (the current, partial hour and the ones before it).</summary>
+    public static readonly IReadOnlyDictionary<string, int> Windows = new Dictionary<string, int>(StringComparer.Ordinal)
+    {
+        ["1h"] = 1,
+        ["24h"] = 24,
+        ["7d"] = 168,
+    };
+
+    /// <summary>How long a window's computed view is served before it is recomputed.</summary>
+    public static TimeSpan ViewTtl(string window) => window switch
+    {
+        "1h" => TimeSpan.FromSeconds(5),
+        "24h" => TimeSpan.FromSeconds(30),
+        _ => TimeSpan.FromSeconds(60),
+    };
+
+    /// <summary>The most rows a view keeps; <c>top</c> is 1 to this.</summary>
+    public const int MaxTop = 100;
+}
+
+/// <summary>
+/// Windowed leaderboards. A window is the union of its hourly buckets (<c>ZUNIONSTORE</c> of up to 168 sorted sets):
+/// the expensive aggregate. Its result is cached under one key and recomputed through <see cref="SingleFlightCache"/>,
+/// so when it expires under any number of readers on any number of instances it is recomputed once. Rows are ordered
+/// by count (descending), then product id (ascending): equal counts always come out in the same order.
+/// </summary>
+public sealed class Leaderboards(IConnectionMultiplexer multiplexer, SingleFlightCache cache, TimeProvider? time = null)
+{
+    private readonly IDatabase _database = multiplexer.GetDatabase();
+    private readonly ValkeyScript _window = ValkeyScript.Load<Leaderboards>("window");
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private long _recomputations;
+
+    /// <summary>How many times this instance computed a window (the herd test counts these across instances).</summary>
+    public long Recomputations => Interlocked.Read(ref _recomputations);
+
+    public event Action? Recomputed;
+
+    /// <param name="board">A key part from <see cref="Boards.Names"/> ("views", "sold").</param>
+    /// <param name="window">A key of <see cref="Boards.Windows"/>.</param>
+    public async Task<IReadOnlyList<LeaderboardEntry>> TopAsync(string board, string window, int top, CancellationToken cancellationToken = default)
+    {
+        var read = await cache.GetOrLoadAsync(AnalyticsKeys.View(board, window), _ => ComputeAsync(board, window),
+            new CacheEntryOptions { TimeToLive = Boards.ViewTtl(window), Jitter = 0, NegativeTimeToLive = Boards.ViewTtl(window) },
+            cancellationToken).ConfigureAwait(false);
+        var rows = read.Payload is null ? [] : JsonSerializer.Deserialize<long[][]>(read.Payload)!;
+        return [.. rows.Take(top).Select(r => new LeaderboardEntry(r[0], r[1]))];
+    }
+
+    /// <summary>Drops the cached views, so the next read recomputes (after a rebuild from PostgreSQL).</summary>
+    public async Task InvalidateAsync()
+    {
+        foreach (var board in Boards.Names.Values)
+        {
+            foreach (var window in Boards.Windows.Keys)
+            {
+                await cache.RemoveAsync(AnalyticsKeys.View(board, window)).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<OriginValue> ComputeAsync(string board, string window)
+    {
+        Interlocked.Increment(ref _recomputations);
+        Recomputed?.Invoke();
+        var now = _time.GetUtcNow().UtcDateTime;
+        var hour = new DateTime(now.Year, now.Month, now.Day, now.Hour, 0, 0, DateTimeKind.Utc);
+        RedisKey[] keys =
+        [
+            KeySchema.TaggedKey("analytics", "scratch", AnalyticsKeys.Tag, EventRules.NewId()),
+            .. Enumerable.Range(0, Boards.Windows[window]).Select(h => (RedisKey)AnalyticsKeys.Bucket(board, hour.AddHours(-h))),
+        ];
+        var flat = (RedisResult[])(await _window.EvaluateAsync(_database, keys, [Boards.MaxTop]).ConfigureAwait(false))!;
+        var rows = new List<long[]>(flat.Length / 2);
+        for (var i = 0; i < flat.Length; i += 2)
+        {
+            rows.Add([long.Parse((string)flat[i]!, CultureInfo.InvariantCulture), (long)(double)flat[i + 1]]);
+        }
+        var ordered = rows.OrderByDescending(r => r[1]).ThenBy(r => r[0]).Take(Boards.MaxTop).ToArray();
+        // The version is the computation time: a slower, older computation can never overwrite a newer one.
+        return new OriginValue(JsonSerializer.SerializeToUtf8Bytes(ordered), _time.GetUtcNow().ToUnixTimeMilliseconds());
+    }
+}
