@@ -124,7 +124,10 @@ public sealed class EventConsumer
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
                 // Entries read but not applied stay pending in the group; this consumer (or another) picks them up.
-                groupReady = !ex.Message.Contains("NOGROUP", StringComparison.Ordinal);
+                if (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
+                {
+                    groupReady = false; // the stream was lost (a flush, a restart without persistence): start a new group
+                }
                 _logger.LogWarning(ex, "Analytics consumer {Consumer} paused: Valkey is unavailable.", Name);
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
             }

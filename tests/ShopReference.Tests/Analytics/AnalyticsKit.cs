@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using ShopReference.Valkey.Analytics;
+using StackExchange.Redis;
+
+namespace ShopReference.Tests.Analytics;
+
+/// <summary>Shared steps of the analytics tests: a clean keyspace, events appended in bulk, consumers, and reads of what they counted.</summary>
+internal static class AnalyticsKit
+{
+    /// <summary>Analytics keys are fixed (one stream per shop): each test starts from none.</summary>
+    public static async Task ResetAsync(IConnectionMultiplexer connection)
+    {
+        var database = connection.GetDatabase();
+        foreach (var server in connection.GetServers())
+        {
+            await foreach (var key in server.KeysAsync(pattern: AnalyticsKeys.Prefix + "*", pageSize: 1000))
+            {
+                await database.KeyDeleteAsync(key);
+            }
+        }
+    }
+
+    /// <summary>Appends events as publishers do (XADD), pipelined.</summary>
+    public static async Task AppendAsync(IConnectionMultiplexer connection, IEnumerable<AnalyticsEvent> events)
+    {
+        var database = connection.GetDatabase();
+        foreach (var chunk in events.Chunk(1000))
+        {
+            var batch = database.CreateBatch();
+            var adds = chunk.Select(e => batch.StreamAddAsync(AnalyticsKeys.Stream, e.ToFields())).ToArray();
+            batch.Execute();
+            await Task.WhenAll(adds);
+        }
+    }
+
+    public static IEnumerable<AnalyticsEvent> Views(int count, int products = 10, int visitors = 500, DateTimeOffset? at = null) =>
+        Enumerable.Range(0, count).Select(i => new AnalyticsEvent($"view-{i}", EventTypes.ProductViewed, at ?? DateTimeOffset.UtcNow,
+            $"visitor-{i % visitors}", i % products + 1));
+
+    public static EventConsumer Consumer(IConnectionMultiplexer connection, string name, TimeSpan? claimAfter = null, int batch = 256) =>
+        new(connection, name, new EventConsumerOptions { BatchSize = batch, ClaimAfter = claimAfter ?? TimeSpan.FromSeconds(30) }, NullLogger.Instance);
+
+    /// <summary>Drains the stream with one consumer until nothing new is left.</summary>
+    public static async Task DrainAsync(EventConsumer consumer)
+    {
+        await consumer.EnsureGroupAsync();
+        while (await consumer.ReadNewAsync() > 0)
+        {
+        }
+    }
+
+    /// <summary>Product → count in the current hour's bucket of a board.</summary>
+    public static async Task<Dictionary<long, long>> BucketAsync(IConnectionMultiplexer connection, string board, DateTime? hour = null)
+    {
+        var entries = await connection.GetDatabase().SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour ?? DateTime.UtcNow));
+        return entries.ToDictionary(e => (long)e.Element, e => (long)e.Score);
+    }
+
+    public static async Task<long> PendingAsync(IConnectionMultiplexer connection) =>
+        (await connection.GetDatabase().StreamPendingAsync(AnalyticsKeys.Stream, AnalyticsKeys.ConsumerGroup)).PendingMessageCount;
+}

@@ -1,0 +1,172 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using ShopReference.Testing;
+using ShopReference.Tests.Infrastructure;
+using ShopReference.Valkey.Analytics;
+using StackExchange.Redis;
+
+namespace ShopReference.Tests.Analytics;
+
+/// <summary>The consumer group against a real server: crashes, competing consumers, redelivery and bad entries, counted.</summary>
+[Collection(ServersCollection.Name)]
+public sealed class EventConsumerTests(ServersFixture fixture)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_consumer_killed_mid_batch_leaves_its_entries_to_another_and_every_counter_is_exactly_N()
+    {
+        const int N = 2_000;
+        await using var survivorConnection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(survivorConnection);
+        await AnalyticsKit.AppendAsync(survivorConnection, AnalyticsKit.Views(N));
+
+        // The victim reads a batch, applies part of it, and dies before the rest: those entries stay pending for it.
+        await using (var victimConnection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString))
+        {
+            var victim = AnalyticsKit.Consumer(victimConnection, "victim");
+            await victim.EnsureGroupAsync();
+            var batch = await victim.ReadAsync();
+            await victim.ApplyAsync(batch.Take(100).ToArray());
+            Assert.Equal(256, batch.Length);
+        }
+        Assert.Equal(156, await AnalyticsKit.PendingAsync(survivorConnection));
+
+        var survivor = AnalyticsKit.Consumer(survivorConnection, "survivor", claimAfter: TimeSpan.Zero);
+        var claimed = await survivor.ClaimAbandonedAsync();
+        await AnalyticsKit.DrainAsync(survivor);
+
+        Assert.Equal(156, claimed);
+        Assert.Equal(N - 100, survivor.Counters.Applied);
+        Assert.Equal(0, survivor.Counters.Duplicates);
+        Assert.Equal(0, await AnalyticsKit.PendingAsync(survivorConnection));
+        var views = await AnalyticsKit.BucketAsync(survivorConnection, "views");
+        Assert.Equal(Enumerable.Range(1, 10).ToDictionary(p => (long)p, _ => (long)(N / 10)), views);
+        var minutes = await new AnalyticsReads(survivorConnection).MinutesAsync("views", 5);
+        Assert.Equal(N, minutes.Sum(m => m.Value));
+    }
+
+    [Fact]
+    public async Task Two_consumers_in_the_group_apply_each_event_once()
+    {
+        const int N = 10_000;
+        await using var first = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await using var second = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(first);
+        var consumers = new[] { AnalyticsKit.Consumer(first, "a", batch: 64), AnalyticsKit.Consumer(second, "b", batch: 64) };
+        await consumers[0].EnsureGroupAsync();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var running = consumers.Select(c => c.RunAsync(stop.Token)).ToArray();
+
+        // Orders of two lines each, published while both consumers run.
+        var orders = Enumerable.Range(0, N).Select(i => new AnalyticsEvent($"order-{i}", EventTypes.OrderPlaced, DateTimeOffset.UtcNow,
+            $"visitor-{i}", Lines: [(i % 5 + 1, 1), (100, 2)]));
+        await AnalyticsKit.AppendAsync(first, orders);
+        await Eventually.UntilAsync(() => consumers.Sum(c => c.Counters.Applied) >= N, TimeSpan.FromSeconds(60), "both consumers applied N events", cancellationToken: Ct);
+        await stop.CancelAsync();
+        await Task.WhenAll(running);
+
+        Assert.Equal(N, consumers.Sum(c => c.Counters.Applied));
+        Assert.All(consumers, c => Assert.True(c.Counters.Applied > 0, $"consumer {c.Name} got no work"));
+        Assert.Equal(0, consumers.Sum(c => c.Counters.Duplicates));
+        var sold = await AnalyticsKit.BucketAsync(first, "sold");
+        Assert.Equal(2L * N, sold[100]);
+        Assert.Equal(N, Enumerable.Range(1, 5).Sum(p => sold[p]));
+        var minutes = await new AnalyticsReads(first).MinutesAsync("orders", 5);
+        Assert.Equal(N, minutes.Sum(m => m.Value));
+    }
+
+    [Fact]
+    public async Task Re_published_events_are_skipped_by_their_id_and_count_once()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        var consumer = AnalyticsKit.Consumer(connection, "c");
+        await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(300));
+        await AnalyticsKit.DrainAsync(consumer);
+
+        await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(300)); // a publisher retrying, or the replay command
+        await AnalyticsKit.DrainAsync(consumer);
+
+        Assert.Equal((300, 300), (consumer.Counters.Applied, consumer.Counters.Duplicates));
+        Assert.Equal(300, (await AnalyticsKit.BucketAsync(connection, "views")).Values.Sum());
+        Assert.Equal(0, await AnalyticsKit.PendingAsync(connection));
+    }
+
+    [Fact]
+    public async Task Invalid_entries_are_dead_lettered_with_their_reason_acknowledged_and_count_nothing()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        var consumer = AnalyticsKit.Consumer(connection, "c");
+        var database = connection.GetDatabase();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("id", "e1"), new("type", "product.liked"), new("ts", now), new("product", 1)]);
+        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("id", "e2"), new("type", EventTypes.ProductViewed), new("ts", now)]);
+        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("id", "e3"), new("type", EventTypes.ProductViewed), new("ts", now - (long)TimeSpan.FromDays(3).TotalMilliseconds), new("product", 1)]);
+        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("type", EventTypes.ProductViewed)]);
+        await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(1));
+
+        await AnalyticsKit.DrainAsync(consumer);
+
+        Assert.Equal((1, 4), (consumer.Counters.Applied, consumer.Counters.DeadLettered));
+        var dead = await database.StreamRangeAsync(AnalyticsKeys.DeadLetters);
+        Assert.Equal(4, dead.Length);
+        Assert.All(dead, d => Assert.False(d["reason"].IsNullOrEmpty));
+        Assert.Contains("type", (string?)dead[0]["reason"]);
+        Assert.Contains("timestamp", (string?)dead[2]["reason"]);
+        Assert.Equal(0, await AnalyticsKit.PendingAsync(connection));
+        Assert.Equal(1, (await AnalyticsKit.BucketAsync(connection, "views")).Values.Sum());
+    }
+
+    [Fact]
+    public async Task Hyperloglog_unique_visitors_are_within_two_percent_of_the_exact_count_of_100000()
+    {
+        const int Visitors = 100_000;
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        var at = DateTimeOffset.UtcNow;
+        await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(Visitors, products: 1000, visitors: Visitors, at: at));
+        await AnalyticsKit.DrainAsync(AnalyticsKit.Consumer(connection, "c", batch: 1000));
+
+        var reads = new AnalyticsReads(connection);
+        var day = DateOnly.FromDateTime(at.UtcDateTime);
+        var estimate = await reads.UniqueVisitorsAsync(day);
+        var week = await reads.UniqueVisitorsAsync(day, days: 7);
+
+        Assert.InRange(Math.Abs(estimate - Visitors) / (double)Visitors, 0, 0.02);
+        Assert.Equal(estimate, week); // the other six days are empty: the merge adds nobody
+    }
+
+    [Fact]
+    public async Task A_consumer_survives_a_valkey_outage_and_resumes_from_the_group_position()
+    {
+        await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(valkey.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
+        await using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var publisher = new EventPublisher(connection, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<EventPublisher>.Instance);
+        var consumer = AnalyticsKit.Consumer(connection, "c");
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var running = consumer.RunAsync(stop.Token);
+        foreach (var e in AnalyticsKit.Views(50))
+        {
+            Assert.True(await publisher.PublishAsync(e));
+        }
+        await Eventually.UntilAsync(() => consumer.Counters.Applied == 50, TimeSpan.FromSeconds(20), "the first 50 applied", cancellationToken: Ct);
+
+        await valkey.StopAsync();
+        await Eventually.UntilAsync(() => !connection.IsConnected, TimeSpan.FromSeconds(20), "the client noticed the outage", cancellationToken: Ct);
+        Assert.False(await publisher.PublishAsync(AnalyticsKit.Views(1).Single())); // dropped at once, counted
+        Assert.Equal(1, publisher.Dropped);
+
+        await valkey.RestartAsync();
+        await Eventually.UntilAsync(() => connection.IsConnected, TimeSpan.FromSeconds(30), "the client reconnected", cancellationToken: Ct);
+        foreach (var e in AnalyticsKit.Views(80).Skip(50))
+        {
+            Assert.True(await publisher.PublishAsync(e));
+        }
+        await Eventually.UntilAsync(() => consumer.Counters.Applied == 80, TimeSpan.FromSeconds(30), "the next 30 applied after the outage", cancellationToken: Ct);
+        await stop.CancelAsync();
+        await running;
+    }
+}
