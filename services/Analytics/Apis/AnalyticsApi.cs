@@ -24,16 +24,7 @@ public static class AnalyticsApi
         var api = app.MapGroup("api/analytics").WithTags("Analytics");
         api.MapPost("events", PostEventAsync).WithName("PostEvent")
             .WithSummary("Accepts one event from outside (validated) onto the stream; 202 with its id.")
-            .AddEndpointFilter(async (context, next) =>
-            {
-                var http = context.HttpContext;
-                if (http.Request.ContentLength > MaxEventBytes)
-                {
-                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [$"At most {MaxEventBytes} bytes."] });
-                }
-                return await next(context);
-            })
-            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(MaxEventBytes));
+            .Accepts<EventRequest>("application/json");
         api.MapGet("leaderboards/{board}", GetLeaderboardAsync).WithName("GetLeaderboard")
             .WithSummary("Top products of a board (most-viewed, best-selling) over 1h, 24h or 7d; ties by product id.");
         api.MapGet("uniques", GetUniquesAsync).WithName("GetUniques").WithSummary("Estimated unique visitors on a day (or the days ending then), by HyperLogLog.");
@@ -42,11 +33,13 @@ public static class AnalyticsApi
         return app;
     }
 
-    public static async Task<Results<Accepted<Accepted>, ValidationProblem, ProblemHttpResult>> PostEventAsync(EventRequest? body, EventPublisher publisher, TimeProvider time, HttpContext http)
+    public static async Task<Results<Accepted<Accepted>, ValidationProblem, ProblemHttpResult>> PostEventAsync(EventPublisher publisher, TimeProvider time, HttpContext http)
     {
-        if (body is null)
+        // The body is read here, not bound: a body over the limit (announced, or found while reading a chunked one)
+        // and malformed JSON are all a 400 that names the problem, before anything else happens.
+        if (await ReadEventAsync(http) is not { } body)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["An event is required."] });
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [$"One JSON event of at most {MaxEventBytes} bytes is required."] });
         }
         var analyticsEvent = new AnalyticsEvent(body.Id ?? EventRules.NewId(), body.Type ?? "", body.Timestamp ?? time.GetUtcNow(), body.VisitorId,
             body.ProductId, body.Quantity, body.Lines?.Select(l => (l.ProductId, l.Quantity)).ToList());
@@ -100,6 +93,26 @@ public static class AnalyticsApi
         var points = await reads.MinutesAsync(metric, minutes.Value);
         return TypedResults.Ok(new TimeSeries(metric, [.. points.Select(p => new Point(p.Minute, p.Value))]));
     });
+
+    private static async Task<EventRequest?> ReadEventAsync(HttpContext http)
+    {
+        if (http.Request.ContentLength > MaxEventBytes || !http.Request.HasJsonContentType())
+        {
+            return null;
+        }
+        if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxEventBytes;
+        }
+        try
+        {
+            return await http.Request.ReadFromJsonAsync<EventRequest>(http.RequestAborted);
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or BadHttpRequestException)
+        {
+            return null;
+        }
+    }
 
     // Valkey unreachable: a 503 with Retry-After, never a hang or a 500.
     private static async Task<Results<Ok<T>, ValidationProblem, ProblemHttpResult>> Guard<T>(HttpContext http, Func<Task<Results<Ok<T>, ValidationProblem, ProblemHttpResult>>> handler)
