@@ -2,7 +2,7 @@ using System.Globalization;
 using ShopReference.Bench.Scenarios;
 using ShopReference.Testing;
 
-IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario(), new CatalogReadScenario(), new StampedeScenario(), new CdcLagScenario(), new CartScenario()];
+IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario(), new CatalogReadScenario(), new StampedeScenario(), new CdcLagScenario(), new CartScenario(), new AnalyticsScenario()];
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
 var scenario = scenarios.FirstOrDefault(s => s.Name == name);

@@ -68,6 +68,13 @@ public sealed class Leaderboards(IConnectionMultiplexer multiplexer, SingleFligh
         return [.. rows.Take(top).Select(r => new LeaderboardEntry(r[0], r[1]))];
     }
 
+    /// <summary>Computes the window without the cache: what every read would cost if the view were not cached.</summary>
+    public async Task<IReadOnlyList<LeaderboardEntry>> RecomputeAsync(string board, string window, int top)
+    {
+        var rows = JsonSerializer.Deserialize<long[][]>((await ComputeAsync(board, window).ConfigureAwait(false)).Payload!)!;
+        return [.. rows.Take(top).Select(r => new LeaderboardEntry(r[0], r[1]))];
+    }
+
     /// <summary>Drops the cached views, so the next read recomputes (after a rebuild from PostgreSQL).</summary>
     public async Task InvalidateAsync()
     {

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using ShopReference.Bench.Harness;
+using ShopReference.Testing;
+using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Caching;
+using StackExchange.Redis;
+
+namespace ShopReference.Bench.Scenarios;
+
+/// <summary>
+/// The analytics pipeline on one Valkey: (1) ingest, from the first XADD to the last event applied by two consumers
+/// of the group, against appending alone (the stream's own cost) as the baseline; (2) a 7-day leaderboard read
+/// through the cached view, against recomputing the window (ZUNIONSTORE over 168 hourly buckets) on every read;
+/// (3) memory: an hourly bucket of 1,000 products, a week of them, a day's HyperLogLog.
+/// </summary>
+public sealed class AnalyticsScenario : IScenario
+{
+    private const int Events = 200_000;
+    private const int Products = 1_000;
+
+    public string Name => "analytics";
+    public string Description => "analytics: ingest rate XADD→applied, leaderboard read p99, memory per 1,000 products";
+
+    public async Task<string> RunAsync(TestServers servers, BenchOptions options)
+    {
+        await using var producer = await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString);
+        var report = new StringBuilder();
+        report.AppendLine(CultureInfo.InvariantCulture, $"### {Description}");
+        report.AppendLine();
+        report.AppendLine(CultureInfo.InvariantCulture, $"Ingest of {Events:N0} product.viewed events ({Products:N0} products, 50,000 visitors), batches of 256 per apply step:");
+        report.AppendLine();
+        report.AppendLine("| contender | events/s | seconds | vs baseline |");
+        report.AppendLine("|---|---:|---:|---:|");
+
+        var appendOnly = await AppendAllAsync(producer, "bench-append");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| XADD only (baseline) | {Events / appendOnly.TotalSeconds:N0} | {appendOnly.TotalSeconds:0.00} | 1.00x |");
+
+        foreach (var consumers in new[] { 1, 2 })
+        {
+            var elapsed = await IngestAsync(servers, producer, consumers);
+            report.AppendLine(CultureInfo.InvariantCulture,
+                $"| XADD → applied, {consumers} consumer(s) | {Events / elapsed.TotalSeconds:N0} | {elapsed.TotalSeconds:0.00} | {appendOnly / elapsed:0.00}x |");
+        }
+
+        // Leaderboard reads over a full week of buckets.
+        await ResetAsync(producer);
+        var database = producer.GetDatabase();
+        var now = DateTime.UtcNow;
+        for (var h = 0; h < 168; h++)
+        {
+            await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.AddHours(-h)),
+                [.. Enumerable.Range(1, Products).Select(p => new SortedSetEntry(p, Random.Shared.Next(1, 1000)))]);
+        }
+        await using var cache = new SingleFlightCache(producer, new SingleFlightOptions { Channel = "bench:analytics:filled" });
+        var cached = new Leaderboards(producer, cache);
+        var uncached = new Leaderboards(producer, cache);
+        var measurements = new List<Measurement>();
+        foreach (var concurrency in options.ConcurrencyLevels)
+        {
+            measurements.AddRange(await LoadRunner.MeasureInterleavedAsync(
+            [
+                ("recompute the window on every read", async () => await uncached.RecomputeAsync("views", "7d", 10)),
+                ("cached view (single-flight, 60 s)", async () => await cached.TopAsync("views", "7d", 10)),
+            ], concurrency, options.Warmup, options.Duration));
+        }
+        report.AppendLine();
+        report.Append(MarkdownReport.Render("7-day most-viewed top 10 over 168 buckets of 1,000 products", "recompute the window on every read", measurements));
+
+        var bucket = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.Bucket("views", now), "SAMPLES", "0");
+        await AppendAllAsync(producer, "bench-hll");
+        await DrainAsync(producer);
+        var hll = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.Uniques(DateOnly.FromDateTime(now)), "SAMPLES", "0");
+        var view = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.View("views", "7d"), "SAMPLES", "0");
+        report.AppendLine();
+        report.AppendLine("Memory (`MEMORY USAGE`):");
+        report.AppendLine();
+        report.AppendLine("| what | bytes |");
+        report.AppendLine("|---|---:|");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| one hourly bucket, {Products:N0} products | {bucket:N0} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| a week of hourly buckets (168), {Products:N0} products each | {bucket * 168:N0} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| one day's unique visitors (HyperLogLog, 50,000 visitors) | {hll:N0} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| the cached 7-day view (top 100) | {view:N0} |");
+        return report.ToString();
+    }
+
+    private static async Task<TimeSpan> IngestAsync(TestServers servers, IConnectionMultiplexer producer, int consumers)
+    {
+        await ResetAsync(producer);
+        var connections = new List<ConnectionMultiplexer>();
+        var group = new List<EventConsumer>();
+        for (var i = 0; i < consumers; i++)
+        {
+            var connection = await ConnectionMultiplexer.ConnectAsync(servers.Valkey.ConnectionString);
+            connections.Add(connection);
+            group.Add(new EventConsumer(connection, $"bench-{i}", new EventConsumerOptions { MaxIdleWait = TimeSpan.FromMilliseconds(2) }, NullLogger.Instance));
+        }
+        await group[0].EnsureGroupAsync();
+        using var stop = new CancellationTokenSource();
+        var running = group.Select(c => c.RunAsync(stop.Token)).ToArray();
+        var started = Stopwatch.GetTimestamp();
+        await AppendAllAsync(producer, $"bench-{consumers}");
+        while (group.Sum(c => c.Counters.Applied) < Events)
+        {
+            await Task.Delay(1);
+        }
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        await stop.CancelAsync();
+        await Task.WhenAll(running);
+        if (group.Sum(c => c.Counters.Duplicates) != 0) throw new InvalidOperationException("duplicates in a clean run");
+        foreach (var connection in connections) await connection.DisposeAsync();
+        return elapsed;
+    }
+
+    private static async Task<TimeSpan> AppendAllAsync(IConnectionMultiplexer producer, string prefix)
+    {
+        var database = producer.GetDatabase();
+        var now = DateTimeOffset.UtcNow;
+        var started = Stopwatch.GetTimestamp();
+        for (var offset = 0; offset < Events; offset += 1_000)
+        {
+            var batch = database.CreateBatch();
+            var adds = Enumerable.Range(offset, 1_000).Select(i => batch.StreamAddAsync(AnalyticsKeys.Stream,
+                new AnalyticsEvent($"{prefix}-{i}", EventTypes.ProductViewed, now, $"v{i % 50_000}", i % Products + 1).ToFields(),
+                maxLength: EventPublisher.StreamMaxLength, useApproximateMaxLength: true)).ToArray();
+            batch.Execute();
+            await Task.WhenAll(adds);
+        }
+        return Stopwatch.GetElapsedTime(started);
+    }
+
+    private static async Task DrainAsync(IConnectionMultiplexer connection)
+    {
+        var consumer = new EventConsumer(connection, "bench-drain", new EventConsumerOptions(), NullLogger.Instance);
+        await consumer.EnsureGroupAsync();
+        while (await consumer.ReadNewAsync() > 0)
+        {
+        }
+    }
+
+    private static async Task ResetAsync(IConnectionMultiplexer connection)
+    {
+        var database = connection.GetDatabase();
+        foreach (var server in connection.GetServers())
+        {
+            await foreach (var key in server.KeysAsync(pattern: AnalyticsKeys.Prefix + "*", pageSize: 1000))
+            {
+                await database.KeyDeleteAsync(key);
+            }
+        }
+    }
+}
