@@ -46,7 +46,7 @@ public sealed class AnalyticsScenario : IScenario
         }
 
         // Leaderboard reads over a full week of buckets.
-        await ResetAsync(producer);
+        await Keyspace.DeleteAsync(producer, AnalyticsKeys.Prefix + "*");
         var database = producer.GetDatabase();
         var now = DateTime.UtcNow;
         for (var h = 0; h < 168; h++)
@@ -71,7 +71,7 @@ public sealed class AnalyticsScenario : IScenario
 
         var bucket = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.Bucket("views", now), "SAMPLES", "0");
         await AppendAllAsync(producer, "bench-hll");
-        await DrainAsync(producer);
+        await new EventConsumer(producer, "bench-drain", new EventConsumerOptions(), NullLogger.Instance).DrainAsync();
         var hll = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.Uniques(DateOnly.FromDateTime(now)), "SAMPLES", "0");
         var view = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.View("views", "7d"), "SAMPLES", "0");
         report.AppendLine();
@@ -88,7 +88,7 @@ public sealed class AnalyticsScenario : IScenario
 
     private static async Task<TimeSpan> IngestAsync(TestServers servers, IConnectionMultiplexer producer, int consumers)
     {
-        await ResetAsync(producer);
+        await Keyspace.DeleteAsync(producer, AnalyticsKeys.Prefix + "*");
         var connections = new List<ConnectionMultiplexer>();
         var group = new List<EventConsumer>();
         for (var i = 0; i < consumers; i++)
@@ -129,26 +129,5 @@ public sealed class AnalyticsScenario : IScenario
             await Task.WhenAll(adds);
         }
         return Stopwatch.GetElapsedTime(started);
-    }
-
-    private static async Task DrainAsync(IConnectionMultiplexer connection)
-    {
-        var consumer = new EventConsumer(connection, "bench-drain", new EventConsumerOptions(), NullLogger.Instance);
-        await consumer.EnsureGroupAsync();
-        while (await consumer.ReadNewAsync() > 0)
-        {
-        }
-    }
-
-    private static async Task ResetAsync(IConnectionMultiplexer connection)
-    {
-        var database = connection.GetDatabase();
-        foreach (var server in connection.GetServers())
-        {
-            await foreach (var key in server.KeysAsync(pattern: AnalyticsKeys.Prefix + "*", pageSize: 1000))
-            {
-                await database.KeyDeleteAsync(key);
-            }
-        }
     }
 }

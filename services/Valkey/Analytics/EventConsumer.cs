@@ -134,6 +134,18 @@ public sealed class EventConsumer
         }
     }
 
+    /// <summary>Reads and applies new entries until none is left; returns how many were handled (tests, benchmarks, tools).</summary>
+    public async Task<int> DrainAsync()
+    {
+        await EnsureGroupAsync().ConfigureAwait(false);
+        var total = 0;
+        for (var read = await ReadNewAsync().ConfigureAwait(false); read > 0; read = await ReadNewAsync().ConfigureAwait(false))
+        {
+            total += read;
+        }
+        return total;
+    }
+
     /// <summary>Reads one batch of new entries and applies it; returns the number of entries handled.</summary>
     public async Task<int> ReadNewAsync()
     {

@@ -1,3 +1,4 @@
+using ShopReference.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShopReference.Valkey.Analytics;
 using StackExchange.Redis;
@@ -8,17 +9,7 @@ namespace ShopReference.Tests.Analytics;
 internal static class AnalyticsKit
 {
     /// <summary>Analytics keys are fixed (one stream per shop): each test starts from none.</summary>
-    public static async Task ResetAsync(IConnectionMultiplexer connection)
-    {
-        var database = connection.GetDatabase();
-        foreach (var server in connection.GetServers())
-        {
-            await foreach (var key in server.KeysAsync(pattern: AnalyticsKeys.Prefix + "*", pageSize: 1000))
-            {
-                await database.KeyDeleteAsync(key);
-            }
-        }
-    }
+    public static Task ResetAsync(IConnectionMultiplexer connection) => Keyspace.DeleteAsync(connection, AnalyticsKeys.Prefix + "*");
 
     /// <summary>Appends events as publishers do (XADD), pipelined.</summary>
     public static async Task AppendAsync(IConnectionMultiplexer connection, IEnumerable<AnalyticsEvent> events)
@@ -39,15 +30,6 @@ internal static class AnalyticsKit
 
     public static EventConsumer Consumer(IConnectionMultiplexer connection, string name, TimeSpan? claimAfter = null, int batch = 256) =>
         new(connection, name, new EventConsumerOptions { BatchSize = batch, ClaimAfter = claimAfter ?? TimeSpan.FromSeconds(30) }, NullLogger.Instance);
-
-    /// <summary>Drains the stream with one consumer until nothing new is left.</summary>
-    public static async Task DrainAsync(EventConsumer consumer)
-    {
-        await consumer.EnsureGroupAsync();
-        while (await consumer.ReadNewAsync() > 0)
-        {
-        }
-    }
 
     /// <summary>Product → count in the current hour's bucket of a board.</summary>
     public static async Task<Dictionary<long, long>> BucketAsync(IConnectionMultiplexer connection, string board, DateTime? hour = null)

@@ -34,7 +34,7 @@ public sealed class EventConsumerTests(ServersFixture fixture)
 
         var survivor = AnalyticsKit.Consumer(survivorConnection, "survivor", claimAfter: TimeSpan.Zero);
         var claimed = await survivor.ClaimAbandonedAsync();
-        await AnalyticsKit.DrainAsync(survivor);
+        await survivor.DrainAsync();
 
         Assert.Equal(156, claimed);
         Assert.Equal(N - 100, survivor.Counters.Applied);
@@ -83,10 +83,10 @@ public sealed class EventConsumerTests(ServersFixture fixture)
         await AnalyticsKit.ResetAsync(connection);
         var consumer = AnalyticsKit.Consumer(connection, "c");
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(300));
-        await AnalyticsKit.DrainAsync(consumer);
+        await consumer.DrainAsync();
 
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(300)); // a publisher retrying, or the replay command
-        await AnalyticsKit.DrainAsync(consumer);
+        await consumer.DrainAsync();
 
         Assert.Equal((300, 300), (consumer.Counters.Applied, consumer.Counters.Duplicates));
         Assert.Equal(300, (await AnalyticsKit.BucketAsync(connection, "views")).Values.Sum());
@@ -107,7 +107,7 @@ public sealed class EventConsumerTests(ServersFixture fixture)
         await database.StreamAddAsync(AnalyticsKeys.Stream, [new("type", EventTypes.ProductViewed)]);
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(1));
 
-        await AnalyticsKit.DrainAsync(consumer);
+        await consumer.DrainAsync();
 
         Assert.Equal((1, 4), (consumer.Counters.Applied, consumer.Counters.DeadLettered));
         var dead = await database.StreamRangeAsync(AnalyticsKeys.DeadLetters);
@@ -127,7 +127,7 @@ public sealed class EventConsumerTests(ServersFixture fixture)
         await AnalyticsKit.ResetAsync(connection);
         var at = DateTimeOffset.UtcNow;
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(Visitors, products: 1000, visitors: Visitors, at: at));
-        await AnalyticsKit.DrainAsync(AnalyticsKit.Consumer(connection, "c", batch: 1000));
+        await AnalyticsKit.Consumer(connection, "c", batch: 1000).DrainAsync();
 
         var reads = new AnalyticsReads(connection);
         var day = DateOnly.FromDateTime(at.UtcDateTime);

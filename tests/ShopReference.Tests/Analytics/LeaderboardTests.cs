@@ -71,7 +71,7 @@ public sealed class LeaderboardTests(ServersFixture fixture)
         var rollups = new Rollups(dataSource, connection, leaderboards, NullLogger<Rollups>.Instance);
         await rollups.InitializeAsync(Ct);
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(1_000, products: 7));
-        await AnalyticsKit.DrainAsync(AnalyticsKit.Consumer(connection, "c"));
+        await AnalyticsKit.Consumer(connection, "c").DrainAsync();
         var before = await leaderboards.TopAsync("views", "24h", 10, Ct);
 
         Assert.Equal(1, await rollups.RollUpAsync(Ct));
