@@ -78,3 +78,28 @@ public sealed class CartApiTests(ShopAppFixture fixture)
 
     private static string? SessionCookie(HttpResponseMessage response) => CartHttp.SetCookie(response);
 }
+
+/// <summary>The dashboard's live-sessions command, run as a user would run it.</summary>
+[Collection(ShopAppCollection.Name)]
+public sealed class LiveSessionsCommandTests(ShopAppFixture fixture)
+{
+    [Fact]
+    public async Task The_command_counts_a_session_that_was_just_started()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var commands = fixture.Shop.App.Services.GetRequiredService<ResourceCommandService>();
+        var replica = (await fixture.Shop.WaitForHealthyInstancesAsync("cart-session", 2, TimeSpan.FromSeconds(30))).First();
+        var before = SessionsIn((await commands.ExecuteCommandAsync(replica, "live-sessions", ct)).Message);
+        using var cart = CartHttp.Client(fixture.Shop.App.GetEndpoint("cart-session", "http"));
+        using var added = await cart.SendAsync(HttpMethod.Post, "/api/cart/items", null, new { productId = 5, quantity = 1 }, ct);
+
+        var result = await commands.ExecuteCommandAsync(replica, "live-sessions", ct);
+
+        Assert.Equal(HttpStatusCode.OK, added.StatusCode);
+        Assert.True(result.Success, result.Message);
+        Assert.True(SessionsIn(result.Message) >= before + 1, result.Message);
+    }
+
+    private static int SessionsIn(string? message) =>
+        int.Parse(System.Text.RegularExpressions.Regex.Match(message ?? "", @"^(\d+) live cart sessions").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+}
