@@ -10,7 +10,8 @@ public sealed record CatalogProduct(long Id, string Name, decimal Price);
 /// Looks products up in the catalog by service discovery (<c>https+http://catalog</c>), with the standard resilience
 /// handler from ServiceDefaults, and keeps answers for a minute in HybridCache (in-process, then Valkey), so a cart
 /// view does not call the catalog once per line per request. Returns null for an unknown product; throws
-/// <see cref="HttpRequestException"/> when the catalog cannot answer.
+/// <see cref="HttpRequestException"/> when the catalog cannot answer. Its resilience is tightened (see
+/// <see cref="Resilience"/>): a cart must not wait 30 seconds for a catalog that is down.
 /// </summary>
 public sealed class CatalogClient(HttpClient http, HybridCache cache)
 {
@@ -26,6 +27,19 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
     /// <param name="fresh">Ask the catalog itself (checkout's price snapshot); the answer still refreshes the cache.</param>
     public async Task<CatalogProduct?> GetAsync(long productId, CancellationToken cancellationToken, bool fresh = false)
     {
+        try
+        {
+            return await LookUpAsync(productId, fresh, cancellationToken);
+        }
+        catch (Polly.ExecutionRejectedException ex)
+        {
+            // An open circuit or a resilience timeout is the catalog being unavailable too: one exception for callers.
+            throw new HttpRequestException("The catalog is unavailable.", ex);
+        }
+    }
+
+    private async Task<CatalogProduct?> LookUpAsync(long productId, bool fresh, CancellationToken cancellationToken)
+    {
         var found = await cache.GetOrCreateAsync($"product:{productId}", async ct =>
         {
             using var response = await http.GetAsync($"/api/catalog/products/{productId}", ct);
@@ -37,6 +51,15 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
             return new Lookup(await response.Content.ReadFromJsonAsync<CatalogProduct>(ct));
         }, fresh ? Fresh : Entry, cancellationToken: cancellationToken);
         return found.Product;
+    }
+
+    /// <summary>Two quick retries within a 3-second budget, instead of the defaults' 30 seconds.</summary>
+    public static void Resilience(Microsoft.Extensions.Http.Resilience.HttpStandardResilienceOptions options)
+    {
+        options.AttemptTimeout.Timeout = TimeSpan.FromSeconds(1);
+        options.TotalRequestTimeout.Timeout = TimeSpan.FromSeconds(3);
+        options.Retry.MaxRetryAttempts = 2;
+        options.Retry.Delay = TimeSpan.FromMilliseconds(100);
     }
 
     // Wrapped so that "not found" is cached too, for the same minute.

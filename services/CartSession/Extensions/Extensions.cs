@@ -34,7 +34,13 @@ public static class Extensions
             options.IdleTimeout = limits.IdleTimeout;
         });
         builder.Services.AddExceptionHandler<CartUnavailableHandler>();
-        builder.Services.AddHttpClient<CatalogClient>(http => http.BaseAddress = new Uri("https+http://catalog"));
+        // The defaults' resilience handler is replaced, not stacked: two pipelines would multiply the retries.
+        // RemoveAllResilienceHandlers is marked for evaluation (EXTEXP0001); it is the documented way to do this.
+#pragma warning disable EXTEXP0001
+        builder.Services.AddHttpClient<CatalogClient>(http => http.BaseAddress = new Uri("https+http://catalog"))
+            .RemoveAllResilienceHandlers()
+            .AddStandardResilienceHandler(CatalogClient.Resilience);
+#pragma warning restore EXTEXP0001
     }
 
     private sealed class CartUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler

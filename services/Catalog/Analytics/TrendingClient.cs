@@ -27,7 +27,7 @@ public sealed class TrendingClient(HttpClient http, HybridCache cache, ILogger<T
             }, Entry, cancellationToken: deadline.Token);
             return (entries, false);
         }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or System.Text.Json.JsonException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or Polly.ExecutionRejectedException or System.Text.Json.JsonException && !cancellationToken.IsCancellationRequested)
         {
             logger.LogWarning(ex, "Trending products unavailable: analytics did not answer. Serving an empty list.");
             return ([], true);

@@ -1,0 +1,55 @@
+using System.Net;
+using System.Net.Http.Json;
+using ShopReference.Analytics.Apis;
+using ShopReference.Analytics.Extensions;
+using ShopReference.Testing;
+using ShopReference.Tests.Infrastructure;
+
+namespace ShopReference.Tests.Analytics;
+
+/// <summary>The analytics service, hosted in process, with Valkey stopped under it: 503s with Retry-After, then recovery.</summary>
+[Collection(ServersCollection.Name)]
+public sealed class AnalyticsServiceFailureTests(ServersFixture fixture)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Without_valkey_reads_and_posted_events_are_503s_and_the_service_recovers_by_itself()
+    {
+        await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
+        await using var service = await InProcessService.StartAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:valkey"] = valkey.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000",
+            ["ConnectionStrings:analyticsdb"] = await fixture.Postgres.CreateDatabaseAsync("analyticsfailure"),
+        }, builder => builder.AddApplicationServices(), app => app.MapAnalyticsApi());
+        using var http = service.Client();
+        var view = new { type = "product.viewed", productId = 3, visitorId = "v1" };
+        using (var up = await http.PostAsJsonAsync("/api/analytics/events", view, Ct))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, up.StatusCode);
+        }
+
+        await valkey.StopAsync();
+        using var board = await http.GetAsync("/api/analytics/leaderboards/most-viewed?window=1h", Ct);
+        using var series = await http.GetAsync("/api/analytics/timeseries/views", Ct);
+        await Eventually.UntilAsync(async () =>
+        {
+            using var posted = await http.PostAsJsonAsync("/api/analytics/events", view, Ct); // dropped at once once the client knows
+            return posted.StatusCode == HttpStatusCode.ServiceUnavailable && posted.Headers.RetryAfter is not null;
+        }, TimeSpan.FromSeconds(20), "posting refused with 503 while Valkey is down", cancellationToken: Ct);
+
+        foreach (var response in new[] { board, series })
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.NotNull(response.Headers.RetryAfter);
+        }
+
+        await valkey.RestartAsync();
+        await Eventually.UntilAsync(async () =>
+        {
+            using var again = await http.PostAsJsonAsync("/api/analytics/events", view, Ct);
+            return again.StatusCode == HttpStatusCode.Accepted;
+        }, TimeSpan.FromSeconds(30), "events accepted again after Valkey returned", cancellationToken: Ct);
+    }
+}
