@@ -64,8 +64,9 @@ public static class CartApi
             return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = ["A positive product id is required."] });
         if (CartSessionCookie.Read(http) is { } session)
         {
-            metrics.Operation("remove", await store.RemoveAsync(session, id) ? "applied" : "unknown_session");
-            return TypedResults.Ok(await ViewAsync(await store.GetAsync(session), catalog, http.RequestAborted));
+            var update = await store.RemoveAsync(session, id);
+            metrics.Operation("remove", update.Change.ToString());
+            return TypedResults.Ok(await ViewAsync(update.Lines, catalog, http.RequestAborted));
         }
         return TypedResults.Ok(await ViewAsync(null, catalog, http.RequestAborted));
     });
@@ -73,15 +74,16 @@ public static class CartApi
     // A change on an unknown session starts a fresh one (never adopting the client's id) and applies the change there.
     private static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> ChangeAsync(
         HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, string operation,
-        Func<string, Task<(CartChange Change, int Quantity)>> change, Func<string, Task<bool>>? publish = null)
+        Func<string, Task<CartUpdate>> change, Func<string, Task<bool>>? publish = null)
     {
         var session = CartSessionCookie.Read(http) ?? await CartSessionCookie.StartAsync(http, store, metrics);
-        var (result, _) = await change(session);
-        if (result == CartChange.UnknownSession)
+        var update = await change(session);
+        if (update.Change == CartChange.UnknownSession)
         {
             session = await CartSessionCookie.StartAsync(http, store, metrics);
-            (result, _) = await change(session);
+            update = await change(session);
         }
+        var result = update.Change;
         metrics.Operation(operation, result.ToString());
         if (result == CartChange.Applied && publish is not null)
         {
@@ -91,7 +93,7 @@ public static class CartApi
         {
             CartChange.OverMaxQuantity => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["quantity"] = [$"A line holds at most {store.Limits.MaxQuantityPerLine}."] }),
             CartChange.OverMaxLines => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = [$"A cart holds at most {store.Limits.MaxLines} lines."] }),
-            _ => TypedResults.Ok(await ViewAsync(await store.GetAsync(session), catalog, http.RequestAborted)),
+            _ => TypedResults.Ok(await ViewAsync(update.Lines, catalog, http.RequestAborted)), // the cart as the change left it: no second read
         };
     }
 

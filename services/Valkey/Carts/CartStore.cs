@@ -13,6 +13,9 @@ public enum CartChange
     UnknownSession,
 }
 
+/// <summary>What a change did, and the cart as it is after it (read in the same atomic step).</summary>
+public sealed record CartUpdate(CartChange Change, int Quantity, IReadOnlyDictionary<long, int> Lines);
+
 /// <summary>Limits of one cart; validated in the constructor of <see cref="CartStore"/>.</summary>
 public sealed record CartLimits
 {
@@ -64,43 +67,45 @@ public sealed class CartStore
     public async Task<IReadOnlyDictionary<long, int>?> GetAsync(string sessionId)
     {
         var result = await RunAsync(sessionId, "get");
+        return result.Resp2Type == ResultType.Integer ? null : Lines((RedisResult[])result!, skip: 0); // -3: unknown session
+    }
+
+    /// <summary>Adds <paramref name="delta"/> to a line atomically (HINCRBY semantics within the limits).</summary>
+    public Task<CartUpdate> AddAsync(string sessionId, long productId, int delta) => ChangeAsync(sessionId, "add", productId, delta);
+
+    /// <summary>Sets a line's quantity; 0 removes it.</summary>
+    public Task<CartUpdate> SetAsync(string sessionId, long productId, int quantity) => ChangeAsync(sessionId, "set", productId, quantity);
+
+    /// <summary>Removes a line (Quantity 1 when it was there, 0 when not).</summary>
+    public Task<CartUpdate> RemoveAsync(string sessionId, long productId) => ChangeAsync(sessionId, "remove", productId, 0);
+
+    private async Task<CartUpdate> ChangeAsync(string sessionId, string op, long productId, int amount)
+    {
+        var result = await RunAsync(sessionId, op, productId.ToString(CultureInfo.InvariantCulture),
+            amount.ToString(CultureInfo.InvariantCulture), Limits.MaxQuantityPerLine.ToString(CultureInfo.InvariantCulture),
+            Limits.MaxLines.ToString(CultureInfo.InvariantCulture));
         if (result.Resp2Type == ResultType.Integer)
         {
-            return null; // -3: unknown session
+            return new CartUpdate(CartChange.UnknownSession, 0, new Dictionary<long, int>()); // -3
         }
         var flat = (RedisResult[])result!;
-        var lines = new Dictionary<long, int>(flat.Length / 2);
-        for (var i = 0; i < flat.Length; i += 2)
+        var lines = Lines(flat, skip: 1);
+        return (long)flat[0] switch
+        {
+            -1 => new CartUpdate(CartChange.OverMaxQuantity, 0, lines),
+            -2 => new CartUpdate(CartChange.OverMaxLines, 0, lines),
+            var code => new CartUpdate(CartChange.Applied, (int)code, lines),
+        };
+    }
+
+    private static Dictionary<long, int> Lines(RedisResult[] flat, int skip)
+    {
+        var lines = new Dictionary<long, int>((flat.Length - skip) / 2);
+        for (var i = skip; i < flat.Length; i += 2)
         {
             lines[long.Parse(((string)flat[i]!)[2..], CultureInfo.InvariantCulture)] = (int)flat[i + 1];
         }
         return lines;
-    }
-
-    /// <summary>Adds <paramref name="delta"/> to a line atomically (HINCRBY semantics within the limits).</summary>
-    public Task<(CartChange Change, int Quantity)> AddAsync(string sessionId, long productId, int delta) =>
-        ChangeAsync(sessionId, "add", productId, delta);
-
-    /// <summary>Sets a line's quantity; 0 removes it.</summary>
-    public Task<(CartChange Change, int Quantity)> SetAsync(string sessionId, long productId, int quantity) =>
-        ChangeAsync(sessionId, "set", productId, quantity);
-
-    /// <summary>Removes a line; false when the session does not exist.</summary>
-    public async Task<bool> RemoveAsync(string sessionId, long productId) =>
-        (long)await RunAsync(sessionId, "remove", productId.ToString(CultureInfo.InvariantCulture)) != -3;
-
-    private async Task<(CartChange, int)> ChangeAsync(string sessionId, string op, long productId, int amount)
-    {
-        var code = (long)await RunAsync(sessionId, op, productId.ToString(CultureInfo.InvariantCulture),
-            amount.ToString(CultureInfo.InvariantCulture), Limits.MaxQuantityPerLine.ToString(CultureInfo.InvariantCulture),
-            Limits.MaxLines.ToString(CultureInfo.InvariantCulture));
-        return code switch
-        {
-            -1 => (CartChange.OverMaxQuantity, 0),
-            -2 => (CartChange.OverMaxLines, 0),
-            -3 => (CartChange.UnknownSession, 0),
-            _ => (CartChange.Applied, (int)code),
-        };
     }
 
     private Task<RedisResult> RunAsync(string sessionId, string op, params string[] arguments)

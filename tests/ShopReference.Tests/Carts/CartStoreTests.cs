@@ -44,7 +44,9 @@ public sealed class CartStoreTests(ServersFixture fixture)
 
         Assert.Equal(CartChange.OverMaxQuantity, (await store.AddAsync(session, 1, 2)).Change);
         Assert.Equal(CartChange.OverMaxLines, (await store.AddAsync(session, 4, 1)).Change);
-        Assert.Equal((CartChange.Applied, 0), await store.SetAsync(session, 2, 0));
+        var removed = await store.SetAsync(session, 2, 0);
+        Assert.Equal((CartChange.Applied, 0), (removed.Change, removed.Quantity));
+        Assert.Equal(new Dictionary<long, int> { [1] = 4, [3] = 1 }, removed.Lines); // the cart after the change, same step
         Assert.Equal(new Dictionary<long, int> { [1] = 4, [3] = 1 }, await store.GetAsync(session));
     }
 
