@@ -20,6 +20,13 @@ public sealed record EventConsumerOptions
     public TimeSpan MaxIdleWait { get; init; } = TimeSpan.FromMilliseconds(100);
 
     public int DeadLetterMaxLength { get; init; } = 10_000;
+
+    /// <summary>
+    /// A member idle this long with nothing pending is removed from the group: every restart joins under a new name,
+    /// and without this the group's member list would grow forever. A member with pending entries is never removed
+    /// (its entries are claimed first).
+    /// </summary>
+    public TimeSpan ForgetIdleConsumersAfter { get; init; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>Running totals of one consumer, for the meter and the tests.</summary>
@@ -107,6 +114,7 @@ public sealed class EventConsumer
                 if (_time.GetElapsedTime(nextClaim) >= TimeSpan.Zero)
                 {
                     await ClaimAbandonedAsync().ConfigureAwait(false);
+                    await ForgetIdleConsumersAsync().ConfigureAwait(false);
                     nextClaim = _time.GetTimestamp() + (long)(_options.ClaimInterval.TotalSeconds * _time.TimestampFrequency);
                 }
                 if (await ReadNewAsync().ConfigureAwait(false) > 0)
@@ -182,6 +190,22 @@ public sealed class EventConsumer
         }
         while (cursor != "0-0" && total < _options.BatchSize * 16);
         return total;
+    }
+
+    /// <summary>Removes members idle longer than <see cref="EventConsumerOptions.ForgetIdleConsumersAfter"/> with nothing pending; returns how many.</summary>
+    public async Task<int> ForgetIdleConsumersAsync()
+    {
+        var forgotten = 0;
+        foreach (var member in await _database.StreamConsumerInfoAsync(AnalyticsKeys.Stream, AnalyticsKeys.ConsumerGroup).ConfigureAwait(false))
+        {
+            if (member.Name != Name && member.PendingMessageCount == 0 && member.IdleTimeInMilliseconds >= _options.ForgetIdleConsumersAfter.TotalMilliseconds)
+            {
+                // XGROUP DELCONSUMER would drop pending entries with the member; there are none, checked just above.
+                await _database.StreamDeleteConsumerAsync(AnalyticsKeys.Stream, AnalyticsKeys.ConsumerGroup, member.Name).ConfigureAwait(false);
+                forgotten++;
+            }
+        }
+        return forgotten;
     }
 
     /// <summary>Validates, applies and acknowledges a batch in one script call.</summary>

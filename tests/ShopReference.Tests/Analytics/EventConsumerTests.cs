@@ -77,6 +77,26 @@ public sealed class EventConsumerTests(ServersFixture fixture)
     }
 
     [Fact]
+    public async Task Members_that_left_are_forgotten_only_when_nothing_is_pending_for_them()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(20));
+        var finished = AnalyticsKit.Consumer(connection, "finished", batch: 10);
+        await finished.EnsureGroupAsync();
+        await finished.ReadNewAsync(); // read and applied: nothing pending
+        await AnalyticsKit.Consumer(connection, "crashed", batch: 10).ReadAsync(); // read, never applied: 10 pending
+        var survivor = new EventConsumer(connection, "survivor", new EventConsumerOptions { ForgetIdleConsumersAfter = TimeSpan.Zero }, NullLogger.Instance);
+
+        var forgotten = await survivor.ForgetIdleConsumersAsync();
+
+        Assert.Equal(1, forgotten);
+        var members = await connection.GetDatabase().StreamConsumerInfoAsync(AnalyticsKeys.Stream, AnalyticsKeys.ConsumerGroup);
+        Assert.Equal(["crashed"], members.Select(m => (string)m.Name!));
+        Assert.Equal(10, await AnalyticsKit.PendingAsync(connection));
+    }
+
+    [Fact]
     public async Task Re_published_events_are_skipped_by_their_id_and_count_once()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
