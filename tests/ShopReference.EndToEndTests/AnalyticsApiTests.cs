@@ -26,10 +26,24 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     {
         using var catalog = App.CreateHttpClient("catalog");
         using var analytics = App.CreateHttpClient("analytics");
-        for (var i = 0; i < 5; i++)
+        using var gateway = App.CreateHttpClient("rate-limit");
+        for (var i = 0; i < 4; i++)
         {
             using var view = await catalog.GetAsync($"/api/catalog/products/{ViewedProduct}", Ct);
             Assert.Equal(HttpStatusCode.OK, view.StatusCode);
+        }
+        // A visitor cannot hide a view by posing as a service: the gateway strips the marker, so this one counts.
+        using (var posing = new HttpRequestMessage(HttpMethod.Get, $"/api/catalog/products/{ViewedProduct}"))
+        {
+            posing.Headers.Add(EventRules.ServiceLookupHeader, "cart-session");
+            using var view = await gateway.SendAsync(posing, Ct);
+            Assert.Equal(HttpStatusCode.OK, view.StatusCode);
+        }
+        // The cart's own price lookup of the product is not a view.
+        using (var cart = CartHttp.Client(App.GetEndpoint("cart-session", "http")))
+        using (var added = await cart.SendAsync(HttpMethod.Post, "/api/cart/items", null, new { productId = ViewedProduct, quantity = 1 }, Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, added.StatusCode);
         }
         await Eventually.UntilAsync(async () => await CountAsync(analytics, "most-viewed", ViewedProduct) == 5, TimeSpan.FromSeconds(30),
             "five views of the product in the leaderboard", cancellationToken: Ct);
@@ -43,7 +57,6 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the replayed entries consumed", cancellationToken: Ct);
         Assert.Equal(5, await CountAsync(analytics, "most-viewed", ViewedProduct));
 
-        using var gateway = App.CreateHttpClient("rate-limit");
         await Eventually.UntilAsync(async () =>
         {
             var trending = await gateway.GetFromJsonAsync<JsonElement>("/api/catalog/products/trending?window=24h&top=50", Ct);

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Caching.Hybrid;
+using ShopReference.Valkey.Analytics;
 
 namespace ShopReference.CartSession.Carts;
 
@@ -42,7 +43,9 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
     {
         var found = await cache.GetOrCreateAsync($"product:{productId}", async ct =>
         {
-            using var response = await http.GetAsync($"/api/catalog/products/{productId}", ct);
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/catalog/products/{productId}");
+            request.Headers.Add(EventRules.ServiceLookupHeader, "cart-session"); // a price lookup, not a visitor's view
+            using var response = await http.SendAsync(request, ct);
             if (response.StatusCode == HttpStatusCode.NotFound)
             {
                 return new Lookup(null);

@@ -62,7 +62,10 @@ public static class CatalogApi
         {
             return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
         }
-        await services.Events.PublishAsync(ProductViews.For(http, productId)); // one round trip; never fails the read
+        if (!http.Request.Headers.ContainsKey(EventRules.ServiceLookupHeader))
+        {
+            await services.Events.PublishAsync(ProductViews.For(http, productId)); // one round trip; never fails the read
+        }
         http.Response.Headers.ETag = product.ETag;
         return http.Request.Headers.IfNoneMatch == product.ETag
             ? TypedResults.StatusCode(StatusCodes.Status304NotModified)
