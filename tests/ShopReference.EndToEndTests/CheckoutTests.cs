@@ -7,8 +7,9 @@ using ShopReference.Valkey;
 namespace ShopReference.EndToEndTests;
 
 /// <summary>
-/// Idempotent checkout against the running app. The concurrency tests talk to cart-session directly (both replicas,
-/// behind the orchestrator's proxy): through the gateway the checkout policy would, rightly, refuse 49 of 50.
+/// Idempotent checkout against the running app. The concurrency tests talk to each cart-session replica by its own
+/// address, alternating, so the load really is split over two instances; through the gateway the checkout policy
+/// would, rightly, refuse 49 of 50.
 /// </summary>
 [Collection(ShopAppCollection.Name)]
 public sealed class CheckoutTests(ShopAppFixture fixture)
@@ -20,15 +21,17 @@ public sealed class CheckoutTests(ShopAppFixture fixture)
     public async Task Fifty_concurrent_checkouts_with_one_key_place_one_order_and_answer_it_identically()
     {
         using var cart = CartHttp.Client(fixture.Shop.App.GetEndpoint("cart-session", "http"));
+        var replicas = (await fixture.Shop.ReplicaAddressesAsync("cart-session", 2, TimeSpan.FromMinutes(1))).Select(CartHttp.Client).ToArray();
         var cookie = await CartWithAsync(cart, quantity: 3);
         var key = Guid.NewGuid().ToString();
         var body = new { email = "buyer@example.com" };
 
+        // The retries alternate between the two replicas: the claim, not a process-local lock, makes them agree.
         using var start = new SemaphoreSlim(0);
-        var checkouts = Enumerable.Range(0, 50).Select(async _ =>
+        var checkouts = Enumerable.Range(0, 50).Select(async i =>
         {
             await start.WaitAsync(Ct);
-            using var response = await cart.SendAsync(HttpMethod.Post, "/api/cart/checkout", cookie, body, Ct, key);
+            using var response = await replicas[i % 2].SendAsync(HttpMethod.Post, "/api/cart/checkout", cookie, body, Ct, key);
             return (response.StatusCode, Body: await response.Content.ReadAsStringAsync(Ct), Replayed: response.Headers.Contains("Idempotent-Replayed"));
         }).ToArray();
         start.Release(checkouts.Length);
@@ -48,6 +51,7 @@ public sealed class CheckoutTests(ShopAppFixture fixture)
         using var later = await cart.SendAsync(HttpMethod.Post, "/api/cart/checkout", cookie, body, Ct, key);
         Assert.Equal(answers[0].Body, await later.Content.ReadAsStringAsync(Ct));
         Assert.Equal(1, await OrdersOfSessionAsync(cookie));
+        foreach (var replica in replicas) replica.Dispose();
     }
 
     [Fact]
@@ -105,26 +109,34 @@ public sealed class CheckoutTests(ShopAppFixture fixture)
     [Fact]
     public async Task Two_hundred_concurrent_adds_over_both_instances_lose_none_while_the_session_blob_loses_updates()
     {
-        await fixture.Shop.WaitForHealthyInstancesAsync("cart-session", 2, TimeSpan.FromMinutes(1));
-        using var cart = CartHttp.Client(fixture.Shop.App.GetEndpoint("cart-session", "http"));
-        var cookie = await CartWithAsync(cart, quantity: 1, product: 70);
-        // Four lines of 50 (a line holds at most 99): 199 more concurrent adds of one item each.
-        await ConcurrentlyAsync(199, i => cart.SendAsync(HttpMethod.Post, "/api/cart/items", cookie, new { productId = 70 + (i + 1) % 4, quantity = 1 }, Ct));
+        // Each replica by its own address, so the load really is split between two instances.
+        var replicas = (await fixture.Shop.ReplicaAddressesAsync("cart-session", 2, TimeSpan.FromMinutes(1))).Select(CartHttp.Client).ToArray();
+        try
+        {
+            var served = await Task.WhenAll(replicas.Select(async r => (await r.GetFromJsonAsync<JsonElement>("/api/cart/wiring", Ct)).GetProperty("instance").GetString()));
+            Assert.Equal(2, served.Distinct().Count());
+            var cookie = await CartWithAsync(replicas[0], quantity: 1, product: 70);
+            // Four lines of 50 (a line holds at most 99): 199 more concurrent adds of one item each, alternating replicas.
+            await ConcurrentlyAsync(199, i => replicas[i % 2].SendAsync(HttpMethod.Post, "/api/cart/items", cookie, new { productId = 70 + (i + 1) % 4, quantity = 1 }, Ct));
 
-        using var view = await cart.SendAsync(HttpMethod.Get, "/api/cart", cookie, null, Ct);
-        var lines = (await view.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines").EnumerateArray().Select(l => l.GetProperty("quantity").GetInt32()).ToList();
-        var quantity = lines.Sum();
+            using var view = await replicas[1].SendAsync(HttpMethod.Get, "/api/cart", cookie, null, Ct);
+            var lines = (await view.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines").EnumerateArray().Select(l => l.GetProperty("quantity").GetInt32()).ToList();
 
-        // The same shape of load on ASP.NET Core's session: 20 concurrent "remember this product" on one session.
-        using var first = await cart.SendAsync(HttpMethod.Post, "/api/cart/preferences/recently-viewed", null, new { productId = 1 }, Ct);
-        var prefs = CartHttp.SetCookie(first, "shop.prefs");
-        Assert.NotNull(prefs);
-        await ConcurrentlyAsync(19, i => cart.SendAsync(HttpMethod.Post, "/api/cart/preferences/recently-viewed", prefs, new { productId = i + 2 }, Ct));
-        using var read = await cart.SendAsync(HttpMethod.Get, "/api/cart/preferences", prefs, null, Ct);
-        var remembered = (await read.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("recentlyViewed").GetArrayLength();
-        TestContext.Current.TestOutputHelper?.WriteLine($"Valkey hash cart: {quantity}/200 adds kept. ASP.NET session blob: {remembered}/20 writes kept ({20 - remembered} lost).");
+            // The same shape of load on ASP.NET Core's session: 20 concurrent "remember this product" on one session.
+            using var first = await replicas[0].SendAsync(HttpMethod.Post, "/api/cart/preferences/recently-viewed", null, new { productId = 1 }, Ct);
+            var prefs = CartHttp.SetCookie(first, "shop.prefs");
+            Assert.NotNull(prefs);
+            await ConcurrentlyAsync(19, i => replicas[i % 2].SendAsync(HttpMethod.Post, "/api/cart/preferences/recently-viewed", prefs, new { productId = i + 2 }, Ct));
+            using var read = await replicas[0].SendAsync(HttpMethod.Get, "/api/cart/preferences", prefs, null, Ct);
+            var remembered = (await read.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("recentlyViewed").GetArrayLength();
+            TestContext.Current.TestOutputHelper?.WriteLine($"Valkey hash cart: {lines.Sum()}/200 adds kept. ASP.NET session blob: {remembered}/20 writes kept ({20 - remembered} lost).");
 
-        Assert.Equal([50, 50, 50, 50], lines);
+            Assert.Equal([50, 50, 50, 50], lines);
+        }
+        finally
+        {
+            foreach (var replica in replicas) replica.Dispose();
+        }
     }
 
     private async Task ConcurrentlyAsync(int count, Func<int, Task<HttpResponseMessage>> send)

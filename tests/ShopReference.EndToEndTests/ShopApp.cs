@@ -113,6 +113,37 @@ public sealed class ShopApp : IAsyncDisposable
         return healthy;
     }
 
+    /// <summary>
+    /// The address of each of <paramref name="count"/> healthy replicas of a project, past the orchestrator's proxy
+    /// (which does not promise to spread a client's connections): each replica's own <c>ASPNETCORE_URLS</c>.
+    /// </summary>
+    public async Task<IReadOnlyList<Uri>> ReplicaAddressesAsync(string resource, int count, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        var healthy = new Dictionary<string, Uri>(StringComparer.Ordinal);
+        await foreach (var update in App.ResourceNotifications.WatchAsync(deadline.Token))
+        {
+            if (update.Resource.Name != resource)
+            {
+                continue;
+            }
+            var urls = update.Snapshot.EnvironmentVariables.FirstOrDefault(e => e.Name == "ASPNETCORE_URLS")?.Value;
+            if (update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy && urls is not null)
+            {
+                healthy[update.ResourceId] = new Uri(urls.Split(';')[0]);
+            }
+            else
+            {
+                healthy.Remove(update.ResourceId);
+            }
+            if (healthy.Count >= count)
+            {
+                break;
+            }
+        }
+        return [.. healthy.Values];
+    }
+
     /// <summary>The process ids the orchestrator reports for an executable resource.</summary>
     public int ProcessIdOf(string resource)
     {
