@@ -87,10 +87,21 @@ public sealed class ShopApp : IAsyncDisposable
     /// Waits until <paramref name="count"/> instances (replicas) of <paramref name="resource"/> report Healthy and returns
     /// their orchestrator ids; a replicated project has one id per replica (catalog-abc12, catalog-def34).
     /// </summary>
-    public async Task<IReadOnlyCollection<string>> WaitForHealthyInstancesAsync(string resource, int count, TimeSpan timeout)
+    public async Task<IReadOnlyCollection<string>> WaitForHealthyInstancesAsync(string resource, int count, TimeSpan timeout) =>
+        (await HealthyInstancesAsync(resource, count, timeout)).Keys;
+
+    /// <summary>
+    /// The address of each of <paramref name="count"/> healthy replicas of a project, past the orchestrator's proxy
+    /// (which does not promise to spread a client's connections): each replica's own <c>ASPNETCORE_URLS</c>.
+    /// </summary>
+    public async Task<IReadOnlyList<Uri>> ReplicaAddressesAsync(string resource, int count, TimeSpan timeout) =>
+        [.. (await HealthyInstancesAsync(resource, count, timeout)).Values.Select(snapshot =>
+            new Uri(snapshot.EnvironmentVariables.Single(e => e.Name == "ASPNETCORE_URLS").Value!.Split(';')[0]))];
+
+    private async Task<Dictionary<string, CustomResourceSnapshot>> HealthyInstancesAsync(string resource, int count, TimeSpan timeout)
     {
         using var deadline = new CancellationTokenSource(timeout);
-        var healthy = new HashSet<string>(StringComparer.Ordinal);
+        var healthy = new Dictionary<string, CustomResourceSnapshot>(StringComparer.Ordinal);
         await foreach (var update in App.ResourceNotifications.WatchAsync(deadline.Token))
         {
             if (update.Resource.Name != resource)
@@ -99,7 +110,7 @@ public sealed class ShopApp : IAsyncDisposable
             }
             if (update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy)
             {
-                healthy.Add(update.ResourceId);
+                healthy[update.ResourceId] = update.Snapshot;
             }
             else
             {
@@ -111,37 +122,6 @@ public sealed class ShopApp : IAsyncDisposable
             }
         }
         return healthy;
-    }
-
-    /// <summary>
-    /// The address of each of <paramref name="count"/> healthy replicas of a project, past the orchestrator's proxy
-    /// (which does not promise to spread a client's connections): each replica's own <c>ASPNETCORE_URLS</c>.
-    /// </summary>
-    public async Task<IReadOnlyList<Uri>> ReplicaAddressesAsync(string resource, int count, TimeSpan timeout)
-    {
-        using var deadline = new CancellationTokenSource(timeout);
-        var healthy = new Dictionary<string, Uri>(StringComparer.Ordinal);
-        await foreach (var update in App.ResourceNotifications.WatchAsync(deadline.Token))
-        {
-            if (update.Resource.Name != resource)
-            {
-                continue;
-            }
-            var urls = update.Snapshot.EnvironmentVariables.FirstOrDefault(e => e.Name == "ASPNETCORE_URLS")?.Value;
-            if (update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy && urls is not null)
-            {
-                healthy[update.ResourceId] = new Uri(urls.Split(';')[0]);
-            }
-            else
-            {
-                healthy.Remove(update.ResourceId);
-            }
-            if (healthy.Count >= count)
-            {
-                break;
-            }
-        }
-        return [.. healthy.Values];
     }
 
     /// <summary>The process ids the orchestrator reports for an executable resource.</summary>
