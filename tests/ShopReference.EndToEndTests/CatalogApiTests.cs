@@ -178,7 +178,8 @@ public sealed class CatalogStampedeCommandTests(ShopAppFixture fixture)
         var result = await commands.ExecuteCommandAsync(replica, "stampede", TestContext.Current.CancellationToken);
 
         Assert.True(result.Success, result.Message);
-        Assert.Matches(@"\b1 miss\b", result.Message);
-        Assert.DoesNotMatch(@"\b\d+ [45]\d\d\b", result.Message);
+        // The whole summary in the failure message (Assert.Matches would cut it): it says how the other readers fared.
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(result.Message ?? "", @"\b1 miss\b"), result.Message);
+        Assert.False(System.Text.RegularExpressions.Regex.IsMatch(result.Message ?? "", @"\b\d+ [45]\d\d\b"), result.Message);
     }
 }
