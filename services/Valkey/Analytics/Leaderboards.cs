@@ -19,7 +19,7 @@ public static class Boards
         ["best-selling"] = "sold",
     };
 
-    /// <summary>Window → number of hourly buckets (the current, partial hour and the ones before it).</summary>
+    /// <summary>Window → its length in hours (it slides: see <see cref="Leaderboards"/>).</summary>
     public static readonly IReadOnlyDictionary<string, int> Windows = new Dictionary<string, int>(StringComparer.Ordinal)
     {
         ["1h"] = 1,
@@ -40,8 +40,9 @@ public static class Boards
 }
 
 /// <summary>
-/// Windowed leaderboards. A window is the union of its hourly buckets (<c>ZUNIONSTORE</c> of up to 168 sorted sets):
-/// the expensive aggregate. Its result is cached under one key and recomputed through <see cref="SingleFlightCache"/>,
+/// Windowed leaderboards. A window slides: it is the weighted union of its hourly buckets (<c>ZUNIONSTORE … WEIGHTS</c>
+/// of up to 169 sorted sets), with the bucket partly outside the window weighted by the part still inside. This is the
+/// expensive aggregate. Its result is cached under one key and recomputed through <see cref="SingleFlightCache"/>,
 /// so when it expires under any number of readers on any number of instances it is recomputed once. Rows are ordered
 /// by count (descending), then product id (ascending): equal counts always come out in the same order.
 /// </summary>
@@ -93,16 +94,21 @@ public sealed class Leaderboards(IConnectionMultiplexer multiplexer, SingleFligh
         Recomputed?.Invoke();
         var now = _time.GetUtcNow().UtcDateTime;
         var hour = new DateTime(now.Year, now.Month, now.Day, now.Hour, 0, 0, DateTimeKind.Utc);
+        // A sliding window over hourly buckets: the current (partial) hour and the hours before it count whole; the
+        // bucket that has partly slid out counts for the part still inside, as a sliding-window counter estimates.
+        var hours = Boards.Windows[window];
+        var outside = (now - hour).TotalHours;
         RedisKey[] keys =
         [
             KeySchema.TaggedKey("analytics", "scratch", AnalyticsKeys.Tag, EventRules.NewId()),
-            .. Enumerable.Range(0, Boards.Windows[window]).Select(h => (RedisKey)AnalyticsKeys.Bucket(board, hour.AddHours(-h))),
+            .. Enumerable.Range(0, hours + 1).Select(h => (RedisKey)AnalyticsKeys.Bucket(board, hour.AddHours(-h))),
         ];
-        var flat = (RedisResult[])(await _window.EvaluateAsync(_database, keys, [Boards.MaxTop]).ConfigureAwait(false))!;
+        RedisValue[] values = [Boards.MaxTop, .. Enumerable.Repeat<RedisValue>(1, hours), Math.Round(1 - outside, 4)];
+        var flat = (RedisResult[])(await _window.EvaluateAsync(_database, keys, values).ConfigureAwait(false))!;
         var rows = new List<long[]>(flat.Length / 2);
         for (var i = 0; i < flat.Length; i += 2)
         {
-            rows.Add([long.Parse((string)flat[i]!, CultureInfo.InvariantCulture), (long)(double)flat[i + 1]]);
+            rows.Add([long.Parse((string)flat[i]!, CultureInfo.InvariantCulture), (long)Math.Round((double)flat[i + 1])]);
         }
         var ordered = rows.OrderByDescending(r => r[1]).ThenBy(r => r[0]).Take(Boards.MaxTop).ToArray();
         // The version is the computation time: a slower, older computation can never overwrite a newer one.

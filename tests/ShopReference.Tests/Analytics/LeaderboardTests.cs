@@ -61,6 +61,24 @@ public sealed class LeaderboardTests(ServersFixture fixture)
     }
 
     [Fact]
+    public async Task A_window_slides_the_hour_partly_outside_it_counts_for_the_part_still_inside()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        var now = new DateTimeOffset(2026, 11, 26, 10, 15, 0, TimeSpan.Zero);
+        var database = connection.GetDatabase();
+        await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.UtcDateTime), [new(8, 10)]);
+        await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.UtcDateTime.AddHours(-1)), [new(7, 100), new(8, 4)]);
+        await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.UtcDateTime.AddHours(-2)), [new(9, 1000)]); // outside 1h
+        await using var cache = new SingleFlightCache(connection, new SingleFlightOptions { Channel = "test:analytics:" + Guid.NewGuid().ToString("N") });
+
+        var hour = await new Leaderboards(connection, cache, new FixedClock(now)).RecomputeAsync("views", "1h", 10);
+
+        // 10:15: the 10:00 bucket whole, and three quarters of the 09:00 bucket.
+        Assert.Equal([new(7, 75), new(8, 13)], hour);
+    }
+
+    [Fact]
     public async Task A_rollup_is_idempotent_and_a_rebuild_restores_lost_buckets_from_postgres()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
@@ -85,6 +103,11 @@ public sealed class LeaderboardTests(ServersFixture fixture)
 
         Assert.Equal(rows, await AnalyticsKit.BucketAsync(connection, "views"));
         Assert.Equal(before, await leaderboards.TopAsync("views", "24h", 10, Ct));
+    }
+
+    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
     }
 
     // This hour: product 50 x100, products 10..13 x20. Three days ago: product 50 x100, products 10..13 x20.
