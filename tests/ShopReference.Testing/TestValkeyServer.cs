@@ -28,6 +28,9 @@ public sealed class TestValkeyServer : IAsyncDisposable
     /// <summary>StackExchange.Redis format, as the AppHost hands it to the services.</summary>
     public string ConnectionString => $"127.0.0.1:{Port},password={Password},abortConnect=false";
 
+    /// <summary>For outage tests: the same server, with 1 s timeouts, so a command fails soon after the server stops.</summary>
+    public string FastFailConnectionString => ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+
     public static async Task<TestValkeyServer> StartAsync(TimeSpan? timeout = null)
     {
         var binary = ServerBinaries.FindValkeyServer()

@@ -142,14 +142,10 @@ public static class CatalogApi
             return TypedResults.ValidationProblem(errors);
         }
         var (entries, degraded) = await trending.TopAsync(window, top, cancellationToken);
-        var products = new List<TrendingProduct>(entries.Count);
-        foreach (var entry in entries)
-        {
-            if ((await cache.GetAsync(entry.ProductId, cancellationToken)).Product is { } product)
-            {
-                products.Add(new TrendingProduct(products.Count + 1, product.Id, product.Name, product.Price, entry.Count));
-            }
-        }
+        // Names and prices from the product cache, all at once (pipelined on the one connection), not one after another.
+        var found = await Task.WhenAll(entries.Select(async e => (Entry: e, (await cache.GetAsync(e.ProductId, cancellationToken)).Product)));
+        var products = found.Where(f => f.Product is not null)
+            .Select((f, i) => new TrendingProduct(i + 1, f.Product!.Id, f.Product.Name, f.Product.Price, f.Entry.Count)).ToList();
         return TypedResults.Ok(new Trending(window, degraded, products));
     }
 

@@ -19,7 +19,7 @@ public sealed class AnalyticsServiceFailureTests(ServersFixture fixture)
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
         await using var service = await InProcessService.StartAsync(new Dictionary<string, string?>
         {
-            ["ConnectionStrings:valkey"] = valkey.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000",
+            ["ConnectionStrings:valkey"] = valkey.FastFailConnectionString,
             ["ConnectionStrings:analyticsdb"] = await fixture.Postgres.CreateDatabaseAsync("analyticsfailure"),
         }, builder => builder.AddApplicationServices(), app => app.MapAnalyticsApi());
         using var http = service.Client();

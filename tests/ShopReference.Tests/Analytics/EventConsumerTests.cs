@@ -162,7 +162,7 @@ public sealed class EventConsumerTests(ServersFixture fixture)
     public async Task A_consumer_survives_a_valkey_outage_and_resumes_from_the_group_position()
     {
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
-        await using var connection = await ConnectionMultiplexer.ConnectAsync(valkey.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(valkey.FastFailConnectionString);
         await using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var publisher = new EventPublisher(connection, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<EventPublisher>.Instance);
         var consumer = AnalyticsKit.Consumer(connection, "c");

@@ -21,7 +21,7 @@ public sealed class ProductCacheOutageTests(ServersFixture fixture)
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
         await using var dataSource = NpgsqlDataSource.Create(await fixture.Postgres.CreateDatabaseAsync("outage"));
         await new CatalogInitializer(dataSource, NullLogger<CatalogInitializer>.Instance).InitializeAsync(ct);
-        await using var connection = await ConnectionMultiplexer.ConnectAsync(valkey.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(valkey.FastFailConnectionString);
         await using var flights = new SingleFlightCache(connection, new SingleFlightOptions { Channel = "test:outage:" + Guid.NewGuid().ToString("N") });
         await using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var metrics = new CatalogMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), flights);

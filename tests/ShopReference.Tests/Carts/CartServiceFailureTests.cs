@@ -24,7 +24,7 @@ public sealed class CartServiceFailureTests(ServersFixture fixture)
     public async Task Without_the_catalog_the_cart_reads_and_checkout_is_a_503_and_without_valkey_everything_is_a_503()
     {
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
-        var connectionString = valkey.ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
+        var connectionString = valkey.FastFailConnectionString;
         await using var service = await InProcessService.StartAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = connectionString,
