@@ -6,47 +6,58 @@ var builder = DistributedApplication.CreateBuilder(args);
 var mode = InfrastructureModeResolver.Resolve(builder);
 var ports = PortSettings.From(builder.Configuration);
 
-// Shared state: one Valkey and one PostgreSQL for the four services.
-var valkey = builder.AddValkey("valkey", mode, ports.Valkey);
+// Credentials: the token signing key and the API clients' keys, as secret parameters (docs/security.md).
+var auth = ShopAuth.AddShopAuth(builder);
+
+// Shared state: one Valkey and one PostgreSQL for the four services, each service with its own user and role.
+var valkeyUsers = ValkeyAcl.CreateUsers(builder);
+var valkey = builder.AddValkey("valkey", mode, ports.Valkey, valkeyUsers.Values);
 var postgres = builder.AddShopPostgres("postgres", mode, ports.Postgres);
 
 // The services, each showing one pattern. Each runs two replicas so cross-instance patterns are real (the gateway one).
 var catalog = builder.AddProject<Projects.ShopReference_Catalog>("catalog")
     .WithReplicas(2)
-    .WithReference(valkey).WaitFor(valkey)
+    .WithValkeyUser(valkey, valkeyUsers["catalog"])
     .WithReference(postgres.Catalog).WaitFor(postgres.Catalog)
     .WithHttpHealthCheck("/health");
 
 var cart = builder.AddProject<Projects.ShopReference_CartSession>("cart-session")
     .WithReplicas(2)
-    .WithReference(valkey).WaitFor(valkey)
+    .WithValkeyUser(valkey, valkeyUsers["cart"])
     .WithReference(postgres.Cart).WaitFor(postgres.Cart)
     .WithReference(catalog)
     .WithHttpHealthCheck("/health");
 
 var analytics = builder.AddProject<Projects.ShopReference_Analytics>("analytics")
     .WithReplicas(2)
-    .WithReference(valkey).WaitFor(valkey)
+    .WithValkeyUser(valkey, valkeyUsers["analytics"])
     .WithReference(postgres.Analytics).WaitFor(postgres.Analytics)
-    .WithHttpHealthCheck("/health")
-    .WithAnalyticsCommands();
+    .WithReference(catalog)
+    .WithHttpHealthCheck("/health");
 
 // The catalog reads trending products from analytics, but does not wait for it: without analytics the list is empty.
 catalog.WithReference(analytics);
 
-// The edge: the only external endpoint; it rate-limits and routes /api/* to the services by service discovery.
+// The edge: the only external endpoint; it issues tokens, rate-limits and routes /api/* to the services by service discovery.
 var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
-    .WithReference(valkey).WaitFor(valkey)
+    .WithValkeyUser(valkey, valkeyUsers["ratelimit"])
     .WithReference(catalog).WaitFor(catalog)
     .WithReference(cart).WaitFor(cart)
     .WithReference(analytics).WaitFor(analytics)
     .WithEndpoint("http", endpoint => endpoint.Port = ports.Gateway)
     .WithExternalHttpEndpoints()
     .WithHttpHealthCheck("/health")
-    .WithRateLimitBurstCommand();
+    .WithTrustedProxies(builder.Configuration)
+    .WithRateLimitBurstCommand(auth);
+auth.IssueTokens(gateway);
+foreach (var service in new[] { catalog, cart, analytics })
+{
+    auth.ValidateTokens(service);
+}
 
-// Dashboard commands that need the gateway, beside the resource they act on.
-catalog.WithStampedeCommand(valkey, gateway);
-cart.WithLiveSessionsCommand(valkey);
+// Dashboard commands, beside the resource they act on; the operator ones obtain a token from the gateway as a user would.
+catalog.WithStampedeCommand(gateway, auth);
+cart.WithLiveSessionsCommand(gateway, auth);
+analytics.WithAnalyticsCommands(gateway, auth);
 
 builder.Build().Run();

@@ -18,10 +18,11 @@ public static class Extensions
     public const string HealthEndpointPath = "/health";
     public const string AlivenessEndpointPath = "/alive";
 
-    /// <summary>Telemetry, health, ProblemDetails, OpenAPI, service discovery and standard HttpClient resilience.</summary>
+    /// <summary>Telemetry, health, ProblemDetails, OpenAPI, authentication (<see cref="ShopAuthentication"/>), service discovery and standard HttpClient resilience.</summary>
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
         builder.AddBasicServiceDefaults();
+        builder.AddShopAuthentication();
         builder.Services.AddServiceDiscovery();
         builder.Services.ConfigureHttpClientDefaults(http =>
         {
@@ -83,7 +84,13 @@ public static class Extensions
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.UseExceptionHandler();
+        // Before authentication: a 401 or 403 without a body (the challenge) then gets a ProblemDetails body too.
         app.UseStatusCodePages();
+        if (app.Services.GetService<Microsoft.AspNetCore.Authentication.IAuthenticationSchemeProvider>() is not null)
+        {
+            app.UseAuthentication();
+            app.UseAuthorization();
+        }
 
         app.MapHealthChecks(HealthEndpointPath);
         app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -8,8 +9,11 @@ using StackExchange.Redis;
 
 namespace Microsoft.Extensions.Hosting;
 
-/// <summary>What a service is connected to, proven by one round trip to each dependency.</summary>
-public sealed record WiringReport(string Service, string Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);
+/// <summary>
+/// What a service is connected to, proven by one round trip to each dependency. <see cref="Instance"/> (host and
+/// process) and <see cref="DatabaseServerVersion"/> describe the host, so only an operator sees them.
+/// </summary>
+public sealed record WiringReport(string Service, string? Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);
 
 public static class WiringEndpoint
 {
@@ -18,7 +22,7 @@ public static class WiringEndpoint
     /// database, so a user (and the end-to-end tests) can see that service discovery, Valkey and PostgreSQL are wired.
     /// </summary>
     public static RouteHandlerBuilder MapWiringEndpoint(this IEndpointRouteBuilder endpoints, string prefix, string service) =>
-        endpoints.MapGet($"{prefix}/wiring", async (IServiceProvider services, CancellationToken cancellationToken) =>
+        endpoints.MapGet($"{prefix}/wiring", async (IServiceProvider services, HttpContext http, CancellationToken cancellationToken) =>
         {
             var multiplexer = services.GetRequiredService<IConnectionMultiplexer>();
             var started = Stopwatch.GetTimestamp();
@@ -33,9 +37,12 @@ public static class WiringEndpoint
                 await reader.ReadAsync(cancellationToken);
                 (database, version) = (reader.GetString(0), reader.GetString(1));
             }
-            return TypedResults.Ok(new WiringReport(service, Environment.MachineName + ":" + Environment.ProcessId, roundTrip, database, version));
+            var user = await http.AuthenticateAsync(); // the route is anonymous; a token only adds detail
+            return user.Succeeded && user.Principal.Has(Permissions.Operator)
+                ? TypedResults.Ok(new WiringReport(service, Environment.MachineName + ":" + Environment.ProcessId, roundTrip, database, version))
+                : TypedResults.Ok(new WiringReport(service, null, roundTrip, database, null));
         })
         .WithName($"{service}-wiring")
-        .WithSummary("Proves the service's wiring: one round trip to Valkey and to its database.")
+        .WithSummary("Proves the service's wiring: one round trip to Valkey and to its database. Host details only for an operator.")
         .WithTags("Diagnostics");
 }

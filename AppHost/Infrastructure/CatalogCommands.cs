@@ -1,13 +1,14 @@
 using System.Net;
+using System.Net.Http.Headers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
 
 namespace ShopReference.AppHost.Infrastructure;
 
 /// <summary>
 /// Dashboard command on the catalog: expire one hot product and fire a concurrent burst at it through the gateway, so a
 /// user can watch the herd being held back: one <c>X-Cache: miss</c> (one origin load), the rest coalesced or hits.
+/// The eviction is an operator route called with an operator's token; the burst is a partner client's reads.
 /// </summary>
 public static class CatalogCommands
 {
@@ -15,21 +16,26 @@ public static class CatalogCommands
     private const int Burst = 200; // within the demo client's read quota
 
     public static IResourceBuilder<ProjectResource> WithStampedeCommand(
-        this IResourceBuilder<ProjectResource> catalog, IResourceBuilder<IValkeyResource> valkey, IResourceBuilder<ProjectResource> gateway)
+        this IResourceBuilder<ProjectResource> catalog, IResourceBuilder<ProjectResource> gateway, ShopAuth auth)
     {
-        var demoKey = gateway.Resource.Annotations.OfType<DemoApiKeyAnnotation>().SingleOrDefault()?.Key;
-        if (demoKey is null || !catalog.ApplicationBuilder.ExecutionContext.IsRunMode)
+        if (!catalog.ApplicationBuilder.ExecutionContext.IsRunMode)
         {
             return catalog;
         }
         return catalog.WithCommand("stampede", "Expire a hot key and fire a burst", async context =>
         {
-            await using (var connection = await ConnectionMultiplexer.ConnectAsync(await valkey.Resource.ConnectionStringExpression.GetValueAsync(context.CancellationToken) ?? ""))
+            using (var admin = new HttpClient { BaseAddress = new Uri(catalog.GetEndpoint("http").Url) })
+            using (var evict = new HttpRequestMessage(HttpMethod.Delete, $"/admin/cache/products/{HotProduct}"))
             {
-                await connection.GetDatabase().KeyDeleteAsync($"catalog:product:{{{HotProduct}}}");
+                evict.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await auth.OperatorTokenAsync(gateway, context.CancellationToken));
+                using var evicted = await admin.SendAsync(evict, context.CancellationToken);
+                if (!evicted.IsSuccessStatusCode)
+                {
+                    return CommandResults.Failure($"The catalog refused the eviction: {(int)evicted.StatusCode}.");
+                }
             }
 
-            var key = DemoApiKeyAnnotation.StampedeKey(await demoKey.GetValueAsync(context.CancellationToken) ?? "");
+            var key = ShopAuth.StampedeKey(await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "");
             using var http = new HttpClient { BaseAddress = new Uri(gateway.GetEndpoint("http").Url) };
             var outcomes = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
             using var start = new SemaphoreSlim(0);
@@ -53,22 +59,9 @@ public static class CatalogCommands
             return CommandResults.Success(summary);
         }, new CommandOptions
         {
-            Description = "Deletes catalog:product:{1} and sends 200 concurrent reads for it through the gateway.",
+            Description = "Evicts catalog:product:{1} (operator route) and sends 200 concurrent reads for it through the gateway.",
             IconName = "Flash",
-            UpdateState = DemoApiKeyAnnotation.EnabledWhenHealthy,
+            UpdateState = CommandState.EnabledWhenHealthy,
         });
     }
-}
-
-/// <summary>Marks the gateway with the demo API client's key parameter, for the commands that send traffic through it.</summary>
-public sealed record DemoApiKeyAnnotation(ParameterResource Key) : IResourceAnnotation
-{
-    /// <summary>The key of the second demo client (<c>dashboard-stampede</c>), derived from the same secret.</summary>
-    public static string StampedeKey(string demoKey) => demoKey + "-stampede";
-
-    /// <summary>Traffic commands make sense only against a resource that is up.</summary>
-    public static ResourceCommandState EnabledWhenHealthy(UpdateCommandStateContext context) =>
-        context.ResourceSnapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
-            ? ResourceCommandState.Enabled
-            : ResourceCommandState.Disabled;
 }

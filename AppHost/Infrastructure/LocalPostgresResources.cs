@@ -9,20 +9,21 @@ public sealed class LocalPostgresServerResource(string name, string command, str
     public ParameterResource PasswordParameter { get; } = password;
     public EndpointReference PrimaryEndpoint => field ??= new(this, "tcp");
 
-    /// <summary>Database resource name -> database name, created once the server answers.</summary>
-    public Dictionary<string, string> Databases { get; } = new(StringComparer.Ordinal);
-
+    /// <summary>The superuser's connection: for provisioning and the administrator, never handed to a service.</summary>
     public ReferenceExpression ConnectionStringExpression => ReferenceExpression.Create(
         $"Host={PrimaryEndpoint.Property(EndpointProperty.Host)};Port={PrimaryEndpoint.Property(EndpointProperty.Port)};Username={UserName};Password={PasswordParameter}");
 }
 
-/// <summary>One database on a <see cref="LocalPostgresServerResource"/>; its connection string names the database.</summary>
-public sealed class LocalPostgresDatabaseResource(string name, string databaseName, LocalPostgresServerResource parent)
-    : Resource(name), IResourceWithParent<LocalPostgresServerResource>, IResourceWithConnectionString
+/// <summary>
+/// One service's database on either PostgreSQL backend. Its connection string logs in as the service's own role
+/// (<see cref="ServiceDatabase"/>), so <c>WithReference</c> hands a service least privilege, not the superuser.
+/// </summary>
+public sealed class ServiceDatabaseResource(ServiceDatabase database, IResourceWithEndpoints parent, EndpointReference endpoint)
+    : Resource(database.Database), IResourceWithParent<IResourceWithEndpoints>, IResourceWithConnectionString
 {
-    public string DatabaseName { get; } = databaseName;
-    public LocalPostgresServerResource Parent { get; } = parent;
+    public ServiceDatabase Database { get; } = database;
+    public IResourceWithEndpoints Parent { get; } = parent;
 
-    public ReferenceExpression ConnectionStringExpression =>
-        ReferenceExpression.Create($"{Parent};Database={DatabaseName}");
+    public ReferenceExpression ConnectionStringExpression => ReferenceExpression.Create(
+        $"Host={endpoint.Property(EndpointProperty.Host)};Port={endpoint.Property(EndpointProperty.Port)};Username={Database.Role};Password={Database.Password};Database={Database.Database}");
 }

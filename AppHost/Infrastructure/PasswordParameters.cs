@@ -6,9 +6,10 @@ internal static class PasswordParameters
     /// A secret parameter the user can set (<c>Parameters:{name}</c>); otherwise generated once and kept in the
     /// AppHost's user secrets. Letters and digits only, so it fits connection strings and config files unescaped.
     /// </summary>
-    public static ParameterResource AddPasswordParameter(this IDistributedApplicationBuilder builder, string name)
+    public static ParameterResource AddPasswordParameter(this IDistributedApplicationBuilder builder, string name, int length = 22)
     {
-        var parameter = ParameterResourceBuilderExtensions.CreateDefaultPasswordParameter(builder, name, special: false);
+        var parameter = ParameterResourceBuilderExtensions.CreateGeneratedParameter(builder, name, secret: true,
+            new GenerateParameterDefault { MinLength = length, Special = false });
         builder.AddResource(parameter);
         return parameter;
     }

@@ -8,29 +8,58 @@ namespace ShopReference.AppHost.Infrastructure;
 /// <summary>The PostgreSQL server and the three databases the services use, whichever backend runs them.</summary>
 public sealed record ShopDatabases(
     IResourceBuilder<IResourceWithConnectionString> Server,
-    IResourceBuilder<IResourceWithConnectionString> Catalog,
-    IResourceBuilder<IResourceWithConnectionString> Cart,
-    IResourceBuilder<IResourceWithConnectionString> Analytics);
+    IResourceBuilder<ServiceDatabaseResource> Catalog,
+    IResourceBuilder<ServiceDatabaseResource> Cart,
+    IResourceBuilder<ServiceDatabaseResource> Analytics);
 
 /// <summary>
 /// PostgreSQL with logical decoding on (the catalog's change-data capture needs <c>wal_level=logical</c>):
-/// the Aspire PostgreSQL container, or the local binaries with <c>initdb</c> once into a git-ignored folder.
+/// the Aspire PostgreSQL container, or the local binaries with <c>initdb</c> once into a git-ignored folder. Either
+/// way, once the server answers, <see cref="PostgresProvisioner"/> gives each service its own role and database, and
+/// each database resource hands its service a connection string with that role, never the superuser.
 /// </summary>
 public static class PostgresHostingExtensions
 {
     public static ShopDatabases AddShopPostgres(this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port)
     {
         var password = builder.AddPasswordParameter($"{name}-password");
+        IResourceBuilder<IResourceWithConnectionString> server;
+        EndpointReference endpoint;
         if (mode == InfrastructureMode.Local)
         {
             var local = builder.AddLocalPostgres(name, password, port);
-            return new(Erase(local), Erase(local.AddLocalDatabase("catalogdb")), Erase(local.AddLocalDatabase("cartdb")), Erase(local.AddLocalDatabase("analyticsdb")));
+            (server, endpoint) = (Erase(local), local.Resource.PrimaryEndpoint);
+        }
+        else
+        {
+            var container = builder.AddPostgres(name, password: builder.CreateResourceBuilder(password), port: port)
+                .WithArgs("-c", "wal_level=logical")
+                .WithDataVolume();
+            (server, endpoint) = (Erase(container), container.Resource.PrimaryEndpoint);
         }
 
-        var postgres = builder.AddPostgres(name, password: builder.CreateResourceBuilder(password), port: port)
-            .WithArgs("-c", "wal_level=logical")
-            .WithDataVolume();
-        return new(Erase(postgres), Erase(postgres.AddDatabase("catalogdb")), Erase(postgres.AddDatabase("cartdb")), Erase(postgres.AddDatabase("analyticsdb")));
+        var catalog = new ServiceDatabase("catalogdb", "catalog", builder.AddPasswordParameter("postgres-catalog-password"), Replication: true);
+        var cart = new ServiceDatabase("cartdb", "cart", builder.AddPasswordParameter("postgres-cart-password"));
+        var analytics = new ServiceDatabase("analyticsdb", "analytics", builder.AddPasswordParameter("postgres-analytics-password"));
+        ServiceDatabase[] all = [catalog, cart, analytics];
+
+        if (builder.ExecutionContext.IsRunMode)
+        {
+            // Roles and databases are provisioned as soon as the server answers, before any dependant starts. The
+            // orchestrator mirrors a parent's state only onto a container's own children, so the databases' state is published here.
+            builder.Eventing.Subscribe<ResourceReadyEvent>(server.Resource, async (@event, cancellationToken) =>
+            {
+                await PostgresProvisioner.ProvisionAsync(await server.Resource.ConnectionStringExpression.GetValueAsync(cancellationToken) ?? "", all, cancellationToken);
+                await PublishDatabaseStateAsync(@event.Services, server.Resource, KnownResourceStates.Running);
+            });
+            builder.Eventing.Subscribe<ResourceStoppedEvent>(server.Resource, (@event, _) =>
+                PublishDatabaseStateAsync(@event.Services, server.Resource, KnownResourceStates.Exited));
+        }
+
+        return new(server,
+            builder.AddServiceDatabase(catalog, server.Resource, endpoint),
+            builder.AddServiceDatabase(cart, server.Resource, endpoint),
+            builder.AddServiceDatabase(analytics, server.Resource, endpoint));
     }
 
     private static IResourceBuilder<IResourceWithConnectionString> Erase<T>(IResourceBuilder<T> builder) where T : IResourceWithConnectionString =>
@@ -62,50 +91,24 @@ public static class PostgresHostingExtensions
         builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, cancellationToken) =>
             await cluster.PrepareAsync(await password.GetValueAsync(cancellationToken) ?? "", cancellationToken));
 
-        // Databases are created as soon as the server answers, before any dependant starts. The orchestrator
-        // mirrors a parent's state onto child resources only for containers, so the databases' state is published here.
-        builder.Eventing.Subscribe<ResourceReadyEvent>(resource, async (@event, cancellationToken) =>
-        {
-            await CreateMissingDatabasesAsync(resource, cancellationToken);
-            await PublishDatabaseStateAsync(@event.Services, resource, KnownResourceStates.Running);
-        });
-        builder.Eventing.Subscribe<ResourceStoppedEvent>(resource, (@event, _) =>
-            PublishDatabaseStateAsync(@event.Services, resource, KnownResourceStates.Exited));
-
         return postgres.WithSelectOneHealthCheck();
     }
 
-    private static async Task CreateMissingDatabasesAsync(LocalPostgresServerResource server, CancellationToken cancellationToken)
-    {
-        await using var connection = new NpgsqlConnection(await server.ConnectionStringExpression.GetValueAsync(cancellationToken));
-        await connection.OpenAsync(cancellationToken);
-        foreach (var database in server.Databases.Values)
-        {
-            await using var exists = new NpgsqlCommand("select 1 from pg_database where datname = $1", connection) { Parameters = { new() { Value = database } } };
-            if (await exists.ExecuteScalarAsync(cancellationToken) is null)
-            {
-                await using var create = new NpgsqlCommand($"create database \"{database}\"", connection);
-                await create.ExecuteNonQueryAsync(cancellationToken);
-            }
-        }
-    }
-
-    private static async Task PublishDatabaseStateAsync(IServiceProvider services, LocalPostgresServerResource server, string state)
+    private static async Task PublishDatabaseStateAsync(IServiceProvider services, IResource server, string state)
     {
         var notifications = services.GetRequiredService<ResourceNotificationService>();
         var model = services.GetRequiredService<DistributedApplicationModel>();
-        foreach (var database in model.Resources.OfType<LocalPostgresDatabaseResource>().Where(db => db.Parent == server))
+        foreach (var database in model.Resources.OfType<ServiceDatabaseResource>().Where(db => db.Parent == server))
         {
             await notifications.PublishUpdateAsync(database, snapshot => snapshot with { State = state });
         }
     }
 
-    private static IResourceBuilder<LocalPostgresDatabaseResource> AddLocalDatabase(this IResourceBuilder<LocalPostgresServerResource> server, string name)
-    {
-        server.Resource.Databases[name] = name;
-        return server.ApplicationBuilder.AddResource(new LocalPostgresDatabaseResource(name, name, server.Resource))
+    private static IResourceBuilder<ServiceDatabaseResource> AddServiceDatabase(
+        this IDistributedApplicationBuilder builder, ServiceDatabase database, IResourceWithConnectionString server, EndpointReference endpoint) =>
+        builder.AddResource(new ServiceDatabaseResource(database, (IResourceWithEndpoints)server, endpoint))
+            .WithIconName("Database")
             .WithSelectOneHealthCheck();
-    }
 
     private static IResourceBuilder<T> WithSelectOneHealthCheck<T>(this IResourceBuilder<T> builder) where T : IResourceWithConnectionString
     {

@@ -1,6 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -8,34 +6,37 @@ namespace ShopReference.AppHost.Infrastructure;
 
 /// <summary>
 /// Dashboard command on the gateway: burst one client past its limit so a user can watch 429s, the
-/// <c>RateLimit</c> fields and the <c>ShopReference.RateLimit</c> meter react. The burst uses a demo API client
-/// (key generated per AppHost, only its hash reaches the gateway), so it never locks the user's own browser out.
+/// <c>RateLimit</c> fields and the <c>ShopReference.RateLimit</c> meter react. The burst uses the demo API client
+/// <c>dashboard</c> (key generated per AppHost, only its hash reaches the gateway), so it never locks the user's own
+/// browser out.
 /// </summary>
 public static class RateLimitCommands
 {
+    /// <summary>
+    /// <c>Gateway:TrustedProxies</c> (addresses or CIDR networks) becomes the gateway's <c>RateLimiting:TrustedProxies</c>:
+    /// the proxies whose <c>X-Forwarded-For</c>/<c>-Proto</c> it believes (an ingress in front of it, or a test).
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithTrustedProxies(this IResourceBuilder<ProjectResource> gateway, Microsoft.Extensions.Configuration.IConfiguration configuration)
+    {
+        var proxies = configuration.GetSection("Gateway:TrustedProxies").GetChildren().Select(c => c.Value).OfType<string>().ToArray();
+        for (var i = 0; i < proxies.Length; i++)
+        {
+            gateway.WithEnvironment($"RateLimiting__TrustedProxies__{i}", proxies[i]);
+        }
+        return gateway;
+    }
+
     private const int BurstSize = 350; // the partner-read policy admits 300 per minute
 
-    public static IResourceBuilder<ProjectResource> WithRateLimitBurstCommand(this IResourceBuilder<ProjectResource> gateway)
+    public static IResourceBuilder<ProjectResource> WithRateLimitBurstCommand(this IResourceBuilder<ProjectResource> gateway, ShopAuth auth)
     {
-        var builder = gateway.ApplicationBuilder;
-        var demoKey = builder.AddPasswordParameter("ratelimit-demo-key");
-        gateway.WithAnnotation(new DemoApiKeyAnnotation(demoKey));
-        if (!builder.ExecutionContext.IsRunMode)
+        if (!gateway.ApplicationBuilder.ExecutionContext.IsRunMode)
         {
-            return gateway; // a deployment configures its own API clients
+            return gateway;
         }
-
-        // Two demo clients with quotas of their own, so the burst and the catalog's stampede command never starve each other.
-        gateway.WithEnvironment(async context =>
-        {
-            var key = await demoKey.GetValueAsync(context.CancellationToken) ?? "";
-            context.EnvironmentVariables["RateLimiting__ApiKeys__dashboard"] = Sha256Hex(key);
-            context.EnvironmentVariables["RateLimiting__ApiKeys__dashboard-stampede"] = Sha256Hex(DemoApiKeyAnnotation.StampedeKey(key));
-        });
-
         return gateway.WithCommand("burst-client", "Burst a client past its limit", async context =>
         {
-            var key = await demoKey.GetValueAsync(context.CancellationToken) ?? "";
+            var key = await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "";
             using var http = new HttpClient { BaseAddress = new Uri(gateway.GetEndpoint("http").Url) };
             var counts = new int[3]; // admitted, rejected with 429, other
             await Parallel.ForAsync(0, BurstSize, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = context.CancellationToken }, async (_, ct) =>
@@ -57,9 +58,17 @@ public static class RateLimitCommands
         {
             Description = "Sends 350 requests as one API client; its policy admits 300 per minute.",
             IconName = "Flash",
-            UpdateState = DemoApiKeyAnnotation.EnabledWhenHealthy,
+            UpdateState = CommandState.EnabledWhenHealthy,
         });
     }
+}
 
-    private static string Sha256Hex(string value) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(value)));
+/// <summary>When the dashboard's commands can run.</summary>
+public static class CommandState
+{
+    /// <summary>Traffic and operator commands make sense only against a resource that is up.</summary>
+    public static ResourceCommandState EnabledWhenHealthy(UpdateCommandStateContext context) =>
+        context.ResourceSnapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
+            ? ResourceCommandState.Enabled
+            : ResourceCommandState.Disabled;
 }

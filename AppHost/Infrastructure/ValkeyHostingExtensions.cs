@@ -7,8 +7,10 @@ namespace ShopReference.AppHost.Infrastructure;
 /// <summary>
 /// The project's own Valkey hosting integration (Aspire.Hosting.Valkey is not served here).
 /// One call, two backends: the <c>valkey/valkey</c> container, or a local <c>valkey-server</c>/<c>redis-server</c>
-/// process. Both get a generated password (letters and digits only: StackExchange.Redis connection strings
-/// break on commas), a PING health check so <c>WaitFor</c> waits for a server that answers, and persistence.
+/// process. Both get a generated administrator password (letters and digits only: StackExchange.Redis connection
+/// strings break on commas), one ACL user per service (<see cref="ValkeyAcl"/>), a memory limit with
+/// <c>noeviction</c> (docs/security.md says why), a PING health check so <c>WaitFor</c> waits for a server that
+/// answers, and persistence.
 /// </summary>
 public static class ValkeyHostingExtensions
 {
@@ -16,17 +18,31 @@ public static class ValkeyHostingExtensions
     public const string ImageTag = "9.0";
     private const int ValkeyPort = 6379;
 
+    /// <summary>What a server may use before it refuses writes (<c>Parameters:valkey-maxmemory</c>).</summary>
+    public const string DefaultMaxMemory = "256mb";
+
     public static IResourceBuilder<IValkeyResource> AddValkey(
-        this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port)
+        this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port, IEnumerable<ValkeyUser> users)
     {
         var password = builder.AddPasswordParameter($"{name}-password");
+        var maxMemory = builder.AddParameter($"{name}-maxmemory", DefaultMaxMemory)
+            .WithDescription("Valkey's memory limit (maxmemory: 256mb, 1gb …). At the limit writes are refused (noeviction), never a cart evicted.")
+            .Resource;
+        var settings = new ValkeySettings([.. users], maxMemory);
         return mode == InfrastructureMode.Local
-            ? builder.AddLocalValkey(name, password, port)
-            : builder.AddValkeyContainer(name, password, port);
+            ? builder.AddLocalValkey(name, password, port, settings)
+            : builder.AddValkeyContainer(name, password, port, settings);
     }
 
+    /// <summary>Hands a project the connection string of its own ACL user, as <c>ConnectionStrings__valkey</c>.</summary>
+    public static IResourceBuilder<ProjectResource> WithValkeyUser(
+        this IResourceBuilder<ProjectResource> project, IResourceBuilder<IValkeyResource> valkey, ValkeyUser user) =>
+        project.WithEnvironment("ConnectionStrings__valkey", valkey.Resource.ConnectionStringFor(user))
+            .WithReferenceRelationship(valkey.Resource)
+            .WaitFor(valkey);
+
     private static IResourceBuilder<IValkeyResource> AddValkeyContainer(
-        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port)
+        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port, ValkeySettings settings)
     {
         var valkey = builder.AddResource(new ValkeyContainerResource(name, password))
             .WithImage(Image, ImageTag)
@@ -34,16 +50,18 @@ public static class ValkeyHostingExtensions
             .WithEndpoint(port: port, targetPort: ValkeyPort, name: "tcp")
             .WithVolume($"{name}-data", "/data")
             .WithEnvironment("VALKEY_PASSWORD", password)
-            // The password goes into a config file inside the container, not onto the server's command line.
+            .WithEnvironment("VALKEY_SETTINGS", settings.Lines())
+            // The passwords go into a config file inside the container, not onto the server's command line.
             .WithEntrypoint("/bin/sh")
             .WithArgs("-c",
                 "printf 'requirepass \"%s\"\\n' \"$VALKEY_PASSWORD\" > /tmp/valkey.conf && " +
+                "printf '%s\\n' \"$VALKEY_SETTINGS\" >> /tmp/valkey.conf && " +
                 "exec valkey-server /tmp/valkey.conf --dir /data --appendonly yes --save 60 1000");
         return builder.CreateResourceBuilder<IValkeyResource>(valkey.Resource).WithValkeyHealthCheck();
     }
 
     private static IResourceBuilder<IValkeyResource> AddLocalValkey(
-        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port)
+        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port, ValkeySettings settings)
     {
         var server = ServerBinaries.FindValkeyServer()
             ?? throw new DistributedApplicationException($"Local mode needs valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
@@ -63,7 +81,11 @@ public static class ValkeyHostingExtensions
 
         // Written at every start, so a password set or regenerated since the last run takes effect.
         builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, cancellationToken) =>
-            ValkeyConfigFile.Write(dataDirectory, await password.GetValueAsync(cancellationToken) ?? "", persistent: true));
+        {
+            ValkeySettings.ValidateMaxMemory(await settings.MaxMemory.GetValueAsync(cancellationToken));
+            ValkeyConfigFile.Write(dataDirectory, await password.GetValueAsync(cancellationToken) ?? "", persistent: true,
+                (await settings.Lines().GetValueAsync(cancellationToken) ?? "").Split('\n'));
+        });
 
         return builder.CreateResourceBuilder<IValkeyResource>(valkey.Resource).WithValkeyHealthCheck();
     }
@@ -81,5 +103,36 @@ public static class ValkeyHostingExtensions
             failureStatus: default,
             tags: default));
         return valkey.WithHealthCheck(key);
+    }
+}
+
+/// <summary>The configuration lines beyond the administrator's password: the ACL users and the memory limit.</summary>
+internal sealed partial record ValkeySettings(IReadOnlyList<ValkeyUser> Users, ParameterResource MaxMemory)
+{
+    public static void ValidateMaxMemory(string? value)
+    {
+        if (value is null || !MemorySize().IsMatch(value))
+        {
+            throw new DistributedApplicationException($"valkey-maxmemory '{value}' is not a size such as 256mb or 1gb.");
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[1-9][0-9]{0,12}(b|kb|mb|gb)?$", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
+    private static partial System.Text.RegularExpressions.Regex MemorySize();
+
+    public ReferenceExpression Lines()
+    {
+        var lines = new ReferenceExpressionBuilder();
+        foreach (var user in Users)
+        {
+            lines.AppendLiteral($"user {user.Name} reset on >");
+            lines.AppendFormatted(user.Password);
+            lines.AppendLiteral($" {user.Permissions}\n");
+        }
+        lines.AppendLiteral("maxmemory ");
+        lines.AppendFormatted(MaxMemory);
+        // Carts, limits and claims must never be evicted to make room for cache entries: refuse writes instead.
+        lines.AppendLiteral("\nmaxmemory-policy noeviction");
+        return lines.Build();
     }
 }

@@ -1,10 +1,17 @@
 namespace ShopReference.AppHost.Infrastructure;
 
-/// <summary>The connection string every Valkey backend offers: <c>host:port,password=…</c> (StackExchange.Redis format).</summary>
+/// <summary>
+/// The connection string every Valkey backend offers: <c>host:port,password=…</c> (StackExchange.Redis format), the
+/// administrator's; <see cref="ConnectionStringFor"/> gives a service user's.
+/// </summary>
 public interface IValkeyResource : IResourceWithConnectionString
 {
     ParameterResource PasswordParameter { get; }
     EndpointReference PrimaryEndpoint { get; }
+
+    /// <summary><c>host:port,user=…,password=…</c> for one ACL user.</summary>
+    ReferenceExpression ConnectionStringFor(ValkeyUser user) => ReferenceExpression.Create(
+        $"{PrimaryEndpoint.Property(EndpointProperty.HostAndPort)},user={user.Name},password={user.Password}");
 }
 
 /// <summary>Valkey in the <c>valkey/valkey</c> container image (what most users have, and what azd deploys).</summary>

@@ -40,7 +40,32 @@ public sealed class PostgresCluster(string binDirectory, string dataDirectory)
         {
             await InitializeAsync(cancellationToken);
         }
+        await WriteHostBasedAuthenticationAsync(cancellationToken);
         await SetPasswordAsync(password, cancellationToken);
+    }
+
+    /// <summary>
+    /// Who may connect, rewritten at every start: any role to a database it may connect to, over loopback, with a
+    /// password; physical replication (a copy of every database) only for the superuser. A service role with
+    /// REPLICATION (the catalog's change feed) can therefore decode its own database's changes and nothing more.
+    /// </summary>
+    public const string HostBasedAuthentication = """
+        # TYPE  DATABASE     USER       ADDRESS        METHOD
+        local   all          postgres                  peer
+        host    all          all        127.0.0.1/32   scram-sha-256
+        host    all          all        ::1/128        scram-sha-256
+        host    replication  postgres   127.0.0.1/32   scram-sha-256
+        host    replication  postgres   ::1/128        scram-sha-256
+        """;
+
+    private async Task WriteHostBasedAuthenticationAsync(CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(DataDirectory, "pg_hba.conf");
+        await File.WriteAllTextAsync(path, HostBasedAuthentication + "\n", cancellationToken);
+        if (ProcessRunner.IsRoot)
+        {
+            await RunAsync("chown", [$"{OsUser}:{OsUser}", path], null, cancellationToken);
+        }
     }
 
     /// <summary>

@@ -1,18 +1,25 @@
 namespace ShopReference.LocalServers;
 
 /// <summary>
-/// Writes the configuration of a local Valkey/Redis process. The password lives in this file, readable
-/// only by its owner, so it never shows in a process list the way a <c>--requirepass</c> argument would.
+/// Writes the configuration of a local Valkey/Redis process. The passwords (the administrator's and the ACL users')
+/// live in this file, readable only by its owner, so they never show in a process list the way a
+/// <c>--requirepass</c> argument would.
 /// The port stays a command-line argument because the orchestrator allocates it at start.
 /// </summary>
 public static class ValkeyConfigFile
 {
-    public static string Write(string dataDirectory, string password, bool persistent)
+    /// <param name="settings">More configuration lines: ACL users (with their passwords), <c>maxmemory</c> and its policy.</param>
+    public static string Write(string dataDirectory, string password, bool persistent, IEnumerable<string>? settings = null)
     {
-        if (password.Any(c => c is '"' or '\'' or '\\' or '\r' or '\n'))
+        if (password.Any(c => c is '"' or '\'' or '\\' or '\r' or '\n' or ' '))
         {
             // The config format would need escaping for these; refusing is clearer than a silent mismatch.
-            throw new ArgumentException("The Valkey password must not contain quotes, backslashes or line breaks.", nameof(password));
+            throw new ArgumentException("The Valkey password must not contain quotes, backslashes, spaces or line breaks.", nameof(password));
+        }
+        var extra = settings?.ToList() ?? [];
+        if (extra.Any(line => line.Contains('\n') || line.Contains('\r')))
+        {
+            throw new ArgumentException("A setting is one line.", nameof(settings));
         }
 
         Directory.CreateDirectory(dataDirectory);
@@ -28,6 +35,7 @@ public static class ValkeyConfigFile
         lines.AddRange(persistent
             ? ["appendonly yes", "save 60 1000"]
             : ["appendonly no", "save \"\""]);
+        lines.AddRange(extra);
 
         // Create with owner-only permissions before the secret is written, not after.
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };

@@ -11,5 +11,6 @@ var app = builder.Build();
 app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)
 app.MapDefaultEndpoints();
 app.MapCartApi();
+app.MapCartAdminApi();
 
 app.Run();

@@ -8,9 +8,11 @@ builder.AddApplicationServices();
 
 var app = builder.Build();
 
+app.WarnWithoutTrustedProxies();
 app.MapDefaultEndpoints();
 app.UseGatewayRateLimiting();
 app.MapRateLimitApi();
+app.MapTokenApi();
 app.MapReverseProxy();
 
 app.Run();

@@ -18,42 +18,50 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     private const int ViewedProduct = 9001;
     private const int SoldProduct = 9002;
     private const int RebuiltProduct = 9003;
+    private const int PostedViewProduct = 9004;
     private DistributedApplication App => fixture.Shop.App;
     private CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task Catalog_views_count_exactly_once_in_the_leaderboard_survive_a_replay_and_show_as_trending()
+    public async Task Views_through_the_gateway_count_exactly_once_survive_a_replay_and_show_as_trending()
     {
-        using var catalog = App.CreateHttpClient("catalog");
         using var analytics = App.CreateHttpClient("analytics");
-        using var gateway = App.CreateHttpClient("rate-limit");
+        using var catalog = App.CreateHttpClient("catalog");
+        using var gateway = fixture.Shop.GatewayAsNewClient(out _);
         for (var i = 0; i < 4; i++)
         {
-            using var view = await catalog.GetAsync($"/api/catalog/products/{ViewedProduct}", Ct);
+            using var view = await gateway.GetAsync($"/api/catalog/products/{ViewedProduct}", Ct);
             Assert.Equal(HttpStatusCode.OK, view.StatusCode);
         }
-        // A visitor cannot hide a view by posing as a service: the gateway strips the marker, so this one counts.
+        // A client cannot pose as another visitor: the gateway replaces a client-context header it did not write.
         using (var posing = new HttpRequestMessage(HttpMethod.Get, $"/api/catalog/products/{ViewedProduct}"))
         {
-            posing.Headers.Add(EventRules.ServiceLookupHeader, "cart-session");
+            posing.Headers.Add("X-Shop-Client", "forged");
             using var view = await gateway.SendAsync(posing, Ct);
             Assert.Equal(HttpStatusCode.OK, view.StatusCode);
         }
-        // The cart's own price lookup of the product is not a view.
+        // Reads that did not come through the gateway are not visitors' views: a forged context straight at the
+        // catalog, and the cart's own price lookup.
+        using (var forged = new HttpRequestMessage(HttpMethod.Get, $"/api/catalog/products/{ViewedProduct}"))
+        {
+            forged.Headers.Add("X-Shop-Client", Forgery.Token(fixture.Shop.SigningKey + "-not-it", "shopreference-client-context", ("visitor", "forged")));
+            using var read = await catalog.SendAsync(forged, Ct);
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        }
         using (var cart = CartHttp.Client(App.GetEndpoint("cart-session", "http")))
         using (var added = await cart.SendAsync(HttpMethod.Post, "/api/cart/items", null, new { productId = ViewedProduct, quantity = 1 }, Ct))
         {
             Assert.Equal(HttpStatusCode.OK, added.StatusCode);
         }
-        await Eventually.UntilAsync(async () => await CountAsync(analytics, "most-viewed", ViewedProduct) == 5, TimeSpan.FromSeconds(30),
-            "five views of the product in the leaderboard", cancellationToken: Ct);
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
+        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the views consumed", cancellationToken: Ct);
+        Assert.Equal(5, await CountAsync(analytics, "most-viewed", ViewedProduct));
 
         // The dashboard command re-sends the last 100 entries: every one is a duplicate by its id.
         var commands = App.Services.GetRequiredService<ResourceCommandService>();
         var instance = (await fixture.Shop.WaitForHealthyInstancesAsync("analytics", 2, TimeSpan.FromSeconds(30))).First();
         var replay = await commands.ExecuteCommandAsync(instance, "replay-events", Ct);
         Assert.True(replay.Success, replay.Message);
-        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
         await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the replayed entries consumed", cancellationToken: Ct);
         Assert.Equal(5, await CountAsync(analytics, "most-viewed", ViewedProduct));
 
@@ -66,38 +74,34 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     }
 
     [Fact]
-    public async Task A_posted_order_counts_in_best_selling_the_time_series_and_unique_visitors()
+    public async Task A_placed_order_counts_once_in_best_selling_and_the_order_series_and_raises_unique_visitors()
     {
-        using var gateway = App.CreateHttpClient("rate-limit");
         using var analytics = App.CreateHttpClient("analytics");
-        var visitor = "e2e-" + Guid.NewGuid().ToString("N");
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
+        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "earlier events consumed", cancellationToken: Ct);
+        var ordersBefore = await SumAsync(analytics, "orders");
+        var unitsBefore = await SumAsync(analytics, "units");
+        var visitorsBefore = await VisitorsAsync(analytics);
 
-        using var posted = await gateway.PostAsJsonAsync("/api/analytics/events", new
-        {
-            type = "order.placed",
-            visitorId = visitor,
-            lines = new[] { new { productId = SoldProduct, quantity = 3 } },
-        }, Ct);
+        await PlaceOrderAsync(SoldProduct, quantity: 3);
 
-        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
         await Eventually.UntilAsync(async () => await CountAsync(analytics, "best-selling", SoldProduct) == 3, TimeSpan.FromSeconds(30),
             "three units in the best-selling board", cancellationToken: Ct);
-        var orders = await analytics.GetFromJsonAsync<JsonElement>("/api/analytics/timeseries/orders?minutes=5", Ct);
-        Assert.Equal(5, orders.GetProperty("points").GetArrayLength());
-        Assert.True(orders.GetProperty("points").EnumerateArray().Sum(p => p.GetProperty("value").GetInt64()) >= 1);
-        var uniques = await analytics.GetFromJsonAsync<JsonElement>($"/api/analytics/uniques?day={DateTime.UtcNow:yyyy-MM-dd}", Ct);
-        Assert.True(uniques.GetProperty("visitors").GetInt64() >= 1);
+        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the order consumed", cancellationToken: Ct);
+        Assert.Equal(ordersBefore + 1, await SumAsync(analytics, "orders"));
+        Assert.Equal(unitsBefore + 3, await SumAsync(analytics, "units"));
+        Assert.True(await VisitorsAsync(analytics) > visitorsBefore, "the buyer is a new visitor (the gateway's view of its address)");
     }
 
     [Fact]
     public async Task Rolled_up_hours_come_back_from_postgres_after_valkey_lost_a_bucket()
     {
         using var analytics = App.CreateHttpClient("analytics");
+        using var operatorClient = await fixture.Shop.ClientAsAsync("analytics", "operator", Ct);
         var at = DateTimeOffset.UtcNow;
-        using var posted = await analytics.PostAsJsonAsync("/api/analytics/events", new { type = "order.placed", timestamp = at, lines = new[] { new { productId = RebuiltProduct, quantity = 4 } } }, Ct);
-        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        await PlaceOrderAsync(RebuiltProduct, quantity: 4);
         await Eventually.UntilAsync(async () => await CountAsync(analytics, "best-selling", RebuiltProduct) == 4, TimeSpan.FromSeconds(30), "the order applied", cancellationToken: Ct);
-        using var rollup = await analytics.PostAsync("/admin/rollup", null, Ct);
+        using var rollup = await operatorClient.PostAsync("/admin/rollup", null, Ct);
         Assert.Equal(HttpStatusCode.OK, rollup.StatusCode);
 
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
@@ -114,20 +118,39 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     [Theory]
     [InlineData("{\"type\":\"product.liked\",\"productId\":1}")]
     [InlineData("{\"type\":\"product.viewed\"}")]
-    [InlineData("{\"type\":\"cart.item_added\",\"productId\":1,\"quantity\":0}")]
-    [InlineData("{\"type\":\"order.placed\",\"lines\":[]}")]
-    [InlineData("{\"type\":\"product.viewed\",\"productId\":1,\"timestamp\":\"2001-01-01T00:00:00Z\"}")]
-    [InlineData("{\"type\":\"product.viewed\",\"productId\":1,\"timestamp\":\"2999-01-01T00:00:00Z\"}")]
-    [InlineData("{\"type\":\"product.viewed\",\"productId\":1,\"id\":\"has spaces\"}")]
+    [InlineData("{\"type\":\"product.viewed\",\"productId\":987654}")] // not in the catalog
+    [InlineData("{\"type\":\"cart.item_added\",\"productId\":1,\"quantity\":1}")] // only the cart says that
+    [InlineData("{\"type\":\"order.placed\",\"id\":\"order-x\",\"lines\":[{\"productId\":4242,\"quantity\":99}]}")] // only checkout says that
+    [InlineData("{\"type\":\"product.viewed\",\"productId\":1,\"timestamp\":\"2026-01-01T00:00:00Z\"}")] // the server's clock decides
+    [InlineData("{\"type\":\"product.viewed\",\"productId\":1,\"id\":\"order-1\"}")] // the server names events
+    [InlineData("{\"type\":\"product.viewed\",\"productId\":1,\"visitorId\":\"someone-else\"}")] // the gateway knows the visitor
     [InlineData("{ not json")]
-    public async Task A_bad_event_is_a_400_problem(string body)
+    public async Task A_bad_or_forged_event_is_a_400_problem_and_reaches_no_stream(string body)
     {
         using var analytics = App.CreateHttpClient("analytics");
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
+        var before = await valkey.GetDatabase().StreamLengthAsync(AnalyticsKeys.Stream);
 
         using var response = await analytics.PostAsync("/api/analytics/events", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(before, await valkey.GetDatabase().StreamLengthAsync(AnalyticsKeys.Stream));
+    }
+
+    [Fact]
+    public async Task A_view_posted_through_the_gateway_gets_a_server_id_and_counts()
+    {
+        using var analytics = App.CreateHttpClient("analytics");
+        using var gateway = fixture.Shop.GatewayAsNewClient(out _);
+
+        using var posted = await gateway.PostAsJsonAsync("/api/analytics/events", new { type = "product.viewed", productId = PostedViewProduct }, Ct);
+
+        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        var id = (await posted.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString();
+        Assert.Matches("^[0-9a-f]{32}$", id);
+        await Eventually.UntilAsync(async () => await CountAsync(analytics, "most-viewed", PostedViewProduct) == 1, TimeSpan.FromSeconds(30),
+            "the posted view in the board", cancellationToken: Ct);
     }
 
     [Fact]
@@ -161,6 +184,25 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         return leaderboard.GetProperty("entries").EnumerateArray()
             .Where(e => e.GetProperty("productId").GetInt64() == productId)
             .Select(e => e.GetProperty("count").GetInt64()).SingleOrDefault();
+    }
+
+    // The whole retained series (6 h): a window that slid between the two reads could not change the difference.
+    private async Task<long> SumAsync(HttpClient analytics, string metric) =>
+        (await analytics.GetFromJsonAsync<JsonElement>($"/api/analytics/timeseries/{metric}?minutes=360", Ct))
+            .GetProperty("points").EnumerateArray().Sum(p => p.GetProperty("value").GetInt64());
+
+    private async Task<long> VisitorsAsync(HttpClient analytics) =>
+        (await analytics.GetFromJsonAsync<JsonElement>($"/api/analytics/uniques?day={DateTime.UtcNow:yyyy-MM-dd}", Ct)).GetProperty("visitors").GetInt64();
+
+    // A shopper of its own (its own address at the gateway) puts the product in a cart and checks out.
+    private async Task PlaceOrderAsync(long productId, int quantity)
+    {
+        using var gateway = fixture.Shop.GatewayAsNewClient(out _);
+        using var added = await gateway.SendAsync(HttpMethod.Post, "/api/cart/items", null, new { productId, quantity }, Ct);
+        Assert.Equal(HttpStatusCode.OK, added.StatusCode);
+        using var placed = await gateway.SendAsync(HttpMethod.Post, "/api/cart/checkout", CartHttp.SetCookie(added),
+            new { email = "buyer@example.com" }, Ct, idempotencyKey: Guid.NewGuid().ToString("N"));
+        Assert.Equal(HttpStatusCode.OK, placed.StatusCode);
     }
 
     private static async Task<bool> GroupDrainedAsync(IDatabase database)

@@ -15,7 +15,7 @@ public sealed class AppStartTests(ShopAppFixture fixture)
     {
         foreach (var resource in ShopApp.Resources)
         {
-            var replicas = resource == "catalog" ? 2 : 1;
+            var replicas = resource is "catalog" or "cart-session" or "analytics" ? 2 : 1;
 
             var healthy = await fixture.Shop.WaitForHealthyInstancesAsync(resource, replicas, TimeSpan.FromSeconds(30));
 
@@ -23,13 +23,16 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         }
     }
 
-    [Fact]
-    public void The_catalog_runs_two_replicas_so_cross_instance_patterns_are_real()
+    [Theory]
+    [InlineData("catalog")]
+    [InlineData("cart-session")]
+    [InlineData("analytics")]
+    public void Each_service_runs_two_replicas_so_cross_instance_patterns_are_real(string service)
     {
         var model = App.Services.GetRequiredService<DistributedApplicationModel>();
-        var catalog = model.Resources.Single(r => r.Name == "catalog");
+        var resource = model.Resources.Single(r => r.Name == service);
 
-        Assert.Equal(2, catalog.Annotations.OfType<ReplicaAnnotation>().Single().Replicas);
+        Assert.Equal(2, resource.Annotations.OfType<ReplicaAnnotation>().Single().Replicas);
     }
 
     [Theory]
@@ -46,6 +49,19 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         Assert.Equal(service, report.Service);
         Assert.Equal(database, report.Database);
         Assert.True(report.ValkeyRoundTripMs > 0);
+        Assert.Null(report.Instance); // host details are for operators only
+        Assert.Null(report.DatabaseServerVersion);
+    }
+
+    [Fact]
+    public async Task An_operator_sees_the_instance_and_database_version_in_the_wiring_report()
+    {
+        using var gateway = await fixture.Shop.ClientAsAsync("rate-limit", "operator", TestContext.Current.CancellationToken);
+
+        var report = await gateway.GetFromJsonAsync<WiringReport>("/api/catalog/wiring", TestContext.Current.CancellationToken);
+
+        Assert.False(string.IsNullOrEmpty(report!.Instance));
+        Assert.False(string.IsNullOrEmpty(report.DatabaseServerVersion));
     }
 
     [Fact]
@@ -84,5 +100,5 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         Assert.Equal("catalogdb", await select.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
-    private sealed record WiringReport(string Service, string Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);
+    private sealed record WiringReport(string Service, string? Instance, double ValkeyRoundTripMs, string? Database, string? DatabaseServerVersion);
 }

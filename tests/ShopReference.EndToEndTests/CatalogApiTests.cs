@@ -59,7 +59,7 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
     [Fact]
     public async Task A_write_goes_through_to_the_cache_and_a_stale_etag_is_refused()
     {
-        using var gateway = App.CreateHttpClient("rate-limit");
+        using var gateway = await fixture.Shop.ClientAsAsync("rate-limit", "catalog-admin", Ct);
         using var read = await gateway.GetAsync("/api/catalog/products/101", Ct);
         var etag = read.Headers.ETag!.Tag;
 
@@ -78,7 +78,7 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
     [Fact]
     public async Task Concurrent_writes_with_the_same_version_let_exactly_one_win_and_the_cache_equals_the_database()
     {
-        using var gateway = App.CreateHttpClient("rate-limit");
+        using var gateway = await fixture.Shop.ClientAsAsync("rate-limit", "catalog-admin", Ct);
         using var read = await gateway.GetAsync("/api/catalog/products/202", Ct);
         var etag = read.Headers.ETag!.Tag;
 
@@ -97,7 +97,7 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
     [Fact]
     public async Task Bad_input_is_a_400_problem_and_changes_nothing()
     {
-        using var gateway = App.CreateHttpClient("rate-limit");
+        using var gateway = await fixture.Shop.ClientAsAsync("rate-limit", "catalog-admin", Ct);
         using var read = await gateway.GetAsync("/api/catalog/products/303", Ct);
         var etag = read.Headers.ETag!.Tag;
         var before = await DatabaseRowAsync(303);
@@ -124,7 +124,9 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
     [Fact]
     public async Task A_listing_is_output_cached_and_evicted_by_a_write()
     {
+        // Anonymous reads: a request with credentials is never served from the shared output cache.
         using var gateway = App.CreateHttpClient("rate-limit");
+        using var admin = await fixture.Shop.ClientAsAsync("rate-limit", "catalog-admin", Ct);
         const string page = "/api/catalog/products?category=category-5&page=1&pageSize=3";
         var firstItem = (await gateway.GetFromJsonAsync<JsonElement>(page, Ct)).GetProperty("items")[0];
         var id = firstItem.GetProperty("id").GetInt64();
@@ -132,7 +134,7 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
         Assert.True(cachedPage.Headers.Age is not null, "the second read of a listing should come from the output cache");
 
         using var product = await gateway.GetAsync($"/api/catalog/products/{id}", Ct);
-        using var update = await PutAsync(gateway, id, product.Headers.ETag!.Tag, Update($"Listed {id} renamed", 9.99m, 3) with { Category = "category-5" });
+        using var update = await PutAsync(admin, id, product.Headers.ETag!.Tag, Update($"Listed {id} renamed", 9.99m, 3) with { Category = "category-5" });
         Assert.Equal(HttpStatusCode.OK, update.StatusCode);
 
         var refreshed = (await gateway.GetFromJsonAsync<JsonElement>(page, Ct)).GetProperty("items")[0];

@@ -113,7 +113,13 @@ public sealed class CheckoutTests(ShopAppFixture fixture)
         var replicas = (await fixture.Shop.ReplicaAddressesAsync("cart-session", 2, TimeSpan.FromMinutes(1))).Select(CartHttp.Client).ToArray();
         try
         {
-            var served = await Task.WhenAll(replicas.Select(async r => (await r.GetFromJsonAsync<JsonElement>("/api/cart/wiring", Ct)).GetProperty("instance").GetString()));
+            var operatorToken = await fixture.Shop.TokenAsync("operator", Ct); // the instance is shown to operators only
+            var served = await Task.WhenAll(replicas.Select(async r =>
+            {
+                using var wiring = new HttpRequestMessage(HttpMethod.Get, "/api/cart/wiring") { Headers = { Authorization = new("Bearer", operatorToken) } };
+                using var response = await r.SendAsync(wiring, Ct);
+                return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("instance").GetString();
+            }));
             Assert.Equal(2, served.Distinct().Count());
             var cookie = await CartWithAsync(replicas[0], quantity: 1, product: 70);
             // Four lines of 50 (a line holds at most 99): 199 more concurrent adds of one item each, alternating replicas.

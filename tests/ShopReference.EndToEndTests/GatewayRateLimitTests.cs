@@ -73,7 +73,7 @@ public sealed class GatewayRateLimitTests(ShopAppFixture fixture)
 
         var policies = await gateway.GetFromJsonAsync<JsonElement[]>("/api/ratelimit/policies", TestContext.Current.CancellationToken);
 
-        Assert.Equal(["checkout", "write", "partner-read", "anon-read"], policies!.Select(p => p.GetProperty("name").GetString()));
+        Assert.Equal(["checkout", "write", "partner-read", "anon-read", "default"], policies!.Select(p => p.GetProperty("name").GetString()));
         Assert.All(policies!, p => Assert.False(p.GetProperty("degraded").GetBoolean()));
     }
 }

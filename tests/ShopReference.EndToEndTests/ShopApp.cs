@@ -31,6 +31,17 @@ public sealed class ShopApp : IAsyncDisposable
     /// <summary>The API key of the gateway's demo client (the one the dashboard's burst command uses).</summary>
     public string DemoApiKey { get; private init; } = "";
 
+    /// <summary>The keys of the clients with permissions, and the token signing key (to forge tokens it did not issue).</summary>
+    public string OperatorKey { get; private init; } = "";
+    public string CatalogAdminKey { get; private init; } = "";
+    public string SigningKey { get; private init; } = "";
+
+    /// <summary>
+    /// The gateway believes <c>X-Forwarded-For</c> from loopback in the test app, so a test can speak as a client address of
+    /// its own (its quota, its failed-credential count) without touching the others'.
+    /// </summary>
+    public const string TrustedProxy = "127.0.0.1";
+
     /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
     public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null)
     {
@@ -42,6 +53,9 @@ public sealed class ShopApp : IAsyncDisposable
         var valkeyPassword = Secrets.NewPassword();
         var postgresPassword = Secrets.NewPassword();
         var demoApiKey = Secrets.NewPassword(32);
+        var operatorKey = Secrets.NewPassword(32);
+        var catalogAdminKey = Secrets.NewPassword(32);
+        var signingKey = Secrets.NewPassword(64);
 
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ShopReference_AppHost>(
         [
@@ -53,6 +67,10 @@ public sealed class ShopApp : IAsyncDisposable
             $"--Parameters:valkey-password={valkeyPassword}",
             $"--Parameters:postgres-password={postgresPassword}",
             $"--Parameters:ratelimit-demo-key={demoApiKey}",
+            $"--Parameters:operator-key={operatorKey}",
+            $"--Parameters:catalog-admin-key={catalogAdminKey}",
+            $"--Parameters:auth-signing-key={signingKey}",
+            $"--Gateway:TrustedProxies:0={TrustedProxy}",
         ], cancellationToken);
         builder.Services.AddLogging(logging => logging
             .SetMinimumLevel(LogLevel.Warning)
@@ -64,7 +82,10 @@ public sealed class ShopApp : IAsyncDisposable
             .AddFilter("Polly", LogLevel.Error));
 
         var app = await builder.BuildAsync(cancellationToken);
-        var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword) { DemoApiKey = demoApiKey };
+        var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword)
+        {
+            DemoApiKey = demoApiKey, OperatorKey = operatorKey, CatalogAdminKey = catalogAdminKey, SigningKey = signingKey,
+        };
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -123,6 +144,53 @@ public sealed class ShopApp : IAsyncDisposable
         }
         return healthy;
     }
+
+    /// <summary>An access token from the gateway's token endpoint, as any client gets one (OAuth client credentials).</summary>
+    public async Task<string> TokenAsync(string client, CancellationToken cancellationToken)
+    {
+        var key = client switch
+        {
+            "operator" => OperatorKey,
+            "catalog-admin" => CatalogAdminKey,
+            "dashboard" => DemoApiKey,
+            _ => throw new ArgumentException($"No key for client '{client}'.", nameof(client)),
+        };
+        using var gateway = App.CreateHttpClient("rate-limit");
+        using var response = await gateway.PostAsync("/api/auth/token", new FormUrlEncodedContent(
+            [new("grant_type", "client_credentials"), new("client_id", client), new("client_secret", key)]), cancellationToken);
+        response.EnsureSuccessStatusCode();
+        var body = await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<System.Text.Json.JsonElement>(response.Content, cancellationToken);
+        return body.GetProperty("access_token").GetString()!;
+    }
+
+    /// <summary>A client to <paramref name="resource"/> that sends <paramref name="client"/>'s bearer token.</summary>
+    public async Task<HttpClient> ClientAsAsync(string resource, string client, CancellationToken cancellationToken)
+    {
+        var http = App.CreateHttpClient(resource);
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await TokenAsync(client, cancellationToken));
+        return http;
+    }
+
+    private static int _nextAddress;
+
+    /// <summary>
+    /// A client to the gateway that speaks as a client address of its own (forwarded from the trusted loopback proxy),
+    /// without a cookie jar: its quotas and credential failures are its own.
+    /// </summary>
+    public HttpClient GatewayAsNewClient(out string address)
+    {
+        var n = Interlocked.Increment(ref _nextAddress);
+        address = $"198.18.{n / 250}.{1 + n % 250}"; // the benchmarking range (RFC 2544): never a real client
+        var http = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = App.GetEndpoint("rate-limit", "http") };
+        http.DefaultRequestHeaders.Add("X-Forwarded-For", address);
+        return http;
+    }
+
+    /// <summary>The value a resource's process was given for an environment variable (what the service really received).</summary>
+    public async Task<string> EnvironmentOfAsync(string resource, string variable) =>
+        (await HealthyInstancesAsync(resource, 1, TimeSpan.FromSeconds(30))).Values.First()
+            .EnvironmentVariables.FirstOrDefault(e => e.Name == variable)?.Value
+            ?? throw new InvalidOperationException($"'{resource}' has no {variable}.");
 
     /// <summary>The process ids the orchestrator reports for an executable resource.</summary>
     public int ProcessIdOf(string resource)

@@ -10,8 +10,8 @@ public sealed record Rebuilt(int Buckets);
 public sealed record RolledUp(int Hours);
 
 /// <summary>
-/// Operator actions behind the dashboard commands. They live outside <c>/api</c>, so the gateway (which routes only
-/// <c>/api/analytics/**</c>) never exposes them; only the AppHost and the service's own network reach them.
+/// Operator actions behind the dashboard commands (permission <c>operator</c>, enforced here). They also live outside
+/// <c>/api</c>, so the gateway (which routes only <c>/api/analytics/**</c>) never exposes them.
 /// </summary>
 public static class AdminApi
 {
@@ -19,7 +19,7 @@ public static class AdminApi
 
     public static IEndpointRouteBuilder MapAnalyticsAdminApi(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("admin").WithTags("Analytics operations");
+        var admin = app.MapGroup("admin").WithTags("Analytics operations").RequireAuthorization(Permissions.Operator);
         admin.MapPost("events/replay", ReplayAsync).WithSummary("Re-sends the last N stream entries unchanged; their ids make every one a skipped duplicate.");
         admin.MapPost("leaderboards/rebuild", RebuildAsync).WithSummary("Restores the hourly buckets of the last 8 days from PostgreSQL.");
         admin.MapPost("rollup", RollUpAsync).WithSummary("Writes the changed hours to PostgreSQL now, instead of at the next interval.");

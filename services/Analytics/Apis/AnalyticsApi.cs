@@ -1,12 +1,17 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using ShopReference.ServiceClients;
 using ShopReference.Valkey.Analytics;
 using StackExchange.Redis;
 
 namespace ShopReference.Analytics.Apis;
 
-public sealed record EventLine(long ProductId, int Quantity);
-public sealed record EventRequest(string? Id, string? Type, DateTimeOffset? Timestamp, string? VisitorId, long? ProductId, int? Quantity, IReadOnlyList<EventLine>? Lines);
+/// <summary>
+/// What an outside client may report: that it viewed a product. Nothing else: the id, the time and the visitor are the
+/// server's, and any other member (an id, a timestamp, order lines) makes the body a 400.
+/// </summary>
+[System.Text.Json.Serialization.JsonUnmappedMemberHandling(System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow)]
+public sealed record EventRequest(string? Type, long? ProductId);
 public sealed record Accepted(string Id);
 public sealed record RankedEntry(int Rank, long ProductId, long Count);
 public sealed record Leaderboard(string Board, string Window, IReadOnlyList<RankedEntry> Entries);
@@ -23,7 +28,7 @@ public static class AnalyticsApi
     {
         var api = app.MapGroup("api/analytics").WithTags("Analytics");
         api.MapPost("events", PostEventAsync).WithName("PostEvent")
-            .WithSummary("Accepts one event from outside (validated) onto the stream; 202 with its id.")
+            .WithSummary("Records that the caller viewed a product of the catalog (type product.viewed only); 202 with the id the server gave it.")
             .Accepts<EventRequest>("application/json");
         api.MapGet("leaderboards/{board}", GetLeaderboardAsync).WithName("GetLeaderboard")
             .WithSummary("Top products of a board (most-viewed, best-selling) over 1h, 24h or 7d; ties by product id.");
@@ -33,21 +38,39 @@ public static class AnalyticsApi
         return app;
     }
 
-    public static async Task<Results<Accepted<Accepted>, ValidationProblem, ProblemHttpResult>> PostEventAsync(EventPublisher publisher, TimeProvider time, HttpContext http)
+    public static async Task<Results<Accepted<Accepted>, ValidationProblem, ProblemHttpResult>> PostEventAsync(
+        EventPublisher publisher, CatalogClient catalog, TimeProvider time, HttpContext http)
     {
-        // The body is read here, not bound: a body over the limit (announced, or found while reading a chunked one)
-        // and malformed JSON are all a 400 that names the problem, before anything else happens.
+        // The body is read here, not bound: a body over the limit (announced, or found while reading a chunked one),
+        // malformed JSON and unknown members are all a 400 that names the problem, before anything else happens.
         if (await ReadEventAsync(http) is not { } body)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [$"One JSON event of at most {MaxEventBytes} bytes is required."] });
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["body"] = [$"One JSON object {{\"type\":\"{EventTypes.ProductViewed}\",\"productId\":…}} of at most {MaxEventBytes} bytes is required."],
+            });
         }
-        var analyticsEvent = new AnalyticsEvent(body.Id ?? EventRules.NewId(), body.Type ?? "", body.Timestamp ?? time.GetUtcNow(), body.VisitorId,
-            body.ProductId, body.Quantity, body.Lines?.Select(l => (l.ProductId, l.Quantity)).ToList());
-        var errors = EventRules.Validate(analyticsEvent, time.GetUtcNow());
+        var errors = new Dictionary<string, string[]>();
+        if (body.Type is not (null or EventTypes.ProductViewed)) errors["type"] = [$"Only {EventTypes.ProductViewed} is accepted from outside; orders and cart events come from the services that own them."];
+        if (body.ProductId is not > 0) errors["productId"] = ["A positive product id is required."];
         if (errors.Count > 0)
         {
             return TypedResults.ValidationProblem(errors);
         }
+        // Only products the catalog holds: the leaderboards' members stay bounded by the catalog, not by what clients invent.
+        try
+        {
+            if (await catalog.GetAsync(body.ProductId!.Value, http.RequestAborted) is null)
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = [$"The catalog has no product {body.ProductId}."] });
+            }
+        }
+        catch (HttpRequestException)
+        {
+            return Unavailable(http, "The catalog cannot confirm the product right now; the event was not accepted.");
+        }
+        var visitor = (await ClientContext.FromAsync(http))?.Visitor;
+        var analyticsEvent = new AnalyticsEvent(EventRules.NewId(), EventTypes.ProductViewed, time.GetUtcNow(), visitor, body.ProductId);
         if (!await publisher.PublishAsync(analyticsEvent))
         {
             return Unavailable(http, "The event stream is unavailable; the event was not accepted.");

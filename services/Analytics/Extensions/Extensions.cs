@@ -1,3 +1,4 @@
+using ShopReference.ServiceClients;
 using ShopReference.Analytics.Data;
 using ShopReference.Analytics.Workers;
 using ShopReference.Valkey.Analytics;
@@ -22,6 +23,7 @@ public static class Extensions
         builder.Services.AddSingleton(sp => new Leaderboards(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<SingleFlightCache>()));
         builder.Services.AddSingleton(sp => new AnalyticsReads(sp.GetRequiredService<IConnectionMultiplexer>()));
         builder.Services.AddSingleton<EventPublisher>();
+        builder.AddCatalogClient(); // the public event route accepts only products the catalog holds
 
         // One consumer per process, named so that a restart is a new member; the old one's pending entries are claimed.
         var options = builder.Configuration.GetSection("Analytics:Consumer").Get<EventConsumerOptions>() ?? new EventConsumerOptions();

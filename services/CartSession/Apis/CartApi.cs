@@ -1,3 +1,4 @@
+using ShopReference.ServiceClients;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.CartSession.Carts;
 using ShopReference.Valkey.Analytics;
@@ -42,8 +43,8 @@ public static class CartApi
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
         if (await ProductMissingAsync(catalog, body!.ProductId!.Value, http.RequestAborted) is { } missing) return missing;
         return await ChangeAsync(http, store, catalog, metrics, "add", id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value),
-            session => events.PublishAsync(new AnalyticsEvent(EventRules.NewId(), EventTypes.CartItemAdded, DateTimeOffset.UtcNow,
-                EventRules.VisitorFrom("s:" + session), body.ProductId!.Value, body.Quantity!.Value)));
+            async session => await events.PublishAsync(new AnalyticsEvent(EventRules.NewId(), EventTypes.CartItemAdded, DateTimeOffset.UtcNow,
+                (await ClientContext.FromAsync(http))?.Visitor, body.ProductId!.Value, body.Quantity!.Value)));
     });
 
     public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>

@@ -43,7 +43,7 @@ public static class CheckoutApi
         CheckoutResult result;
         try
         {
-            result = await checkout.CheckoutAsync(session, key, body!, http.RequestAborted);
+            result = await checkout.CheckoutAsync(session, key, body!, (await ClientContext.FromAsync(http))?.Visitor, http.RequestAborted);
         }
         catch (NpgsqlException)
         {

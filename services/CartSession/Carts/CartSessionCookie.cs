@@ -3,7 +3,8 @@ using ShopReference.Valkey.Carts;
 namespace ShopReference.CartSession.Carts;
 
 /// <summary>
-/// The session cookie: an opaque 256-bit id, HttpOnly, SameSite=Lax, Secure on https. An id the store does not know
+/// The session cookie: an opaque 256-bit id, HttpOnly, SameSite=Lax, Secure when the client used https (as the gateway
+/// saw it: TLS usually ends at an ingress, so the service's own connection is plain http). An id the store does not know
 /// (expired, or made up by the client) is never adopted: a write starts a fresh session and replaces the cookie.
 /// </summary>
 public static class CartSessionCookie
@@ -25,7 +26,7 @@ public static class CartSessionCookie
         {
             HttpOnly = true,
             SameSite = SameSiteMode.Lax,
-            Secure = context.Request.IsHttps,
+            Secure = context.Request.IsHttps || (await ClientContext.FromAsync(context))?.IsHttps == true,
             Path = "/",
             MaxAge = store.Limits.IdleTimeout + TimeSpan.FromDays(1), // the server decides expiry; the cookie just outlives it
         });

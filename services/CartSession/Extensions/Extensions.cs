@@ -1,3 +1,5 @@
+using ShopReference.ServiceClients;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
@@ -10,6 +12,9 @@ namespace ShopReference.CartSession.Extensions;
 
 public static class Extensions
 {
+    /// <summary>The Data Protection key ring shared by the replicas (a list of XML key elements).</summary>
+    public const string DataProtectionKeys = "cart:dataprotection:keys";
+
     /// <summary>The service's dependencies: the shared Valkey connection, its database and the cart store.</summary>
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
@@ -23,6 +28,14 @@ public static class Extensions
         builder.Services.AddScoped<CheckoutService>();
         builder.Services.AddSingleton<EventPublisher>();
 
+        // The session cookie is protected by Data Protection: its key ring lives in Valkey, so every replica reads the
+        // cookie another replica wrote (per-process keys would make a replica switch look like a new session).
+        builder.Services.AddDataProtection().SetApplicationName("shopreference-cart-session");
+        builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
+            .Configure<IConnectionMultiplexer>((options, multiplexer) =>
+                options.XmlRepository = new Microsoft.AspNetCore.DataProtection.StackExchangeRedis.RedisXmlRepository(
+                    () => multiplexer.GetDatabase(), DataProtectionKeys));
+
         // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.
         builder.Services.AddSession(options =>
         {
@@ -34,13 +47,7 @@ public static class Extensions
             options.IdleTimeout = limits.IdleTimeout;
         });
         builder.Services.AddExceptionHandler<CartUnavailableHandler>();
-        // The defaults' resilience handler is replaced, not stacked: two pipelines would multiply the retries.
-        // RemoveAllResilienceHandlers is marked for evaluation (EXTEXP0001); it is the documented way to do this.
-#pragma warning disable EXTEXP0001
-        builder.Services.AddHttpClient<CatalogClient>(http => http.BaseAddress = new Uri("https+http://catalog"))
-            .RemoveAllResilienceHandlers()
-            .AddStandardResilienceHandler(CatalogClient.Resilience);
-#pragma warning restore EXTEXP0001
+        builder.AddCatalogClient();
     }
 
     private sealed class CartUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler

@@ -1,3 +1,4 @@
+using ShopReference.ServiceClients;
 using System.Security.Cryptography;
 using System.Text;
 using ShopReference.CartSession.Carts;
@@ -34,7 +35,8 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
     /// <summary>How long a retry waits for a concurrent request with the same key before answering 409.</summary>
     public static readonly TimeSpan WaitForConcurrent = TimeSpan.FromSeconds(10);
 
-    public async Task<CheckoutResult> CheckoutAsync(string sessionId, string idempotencyKey, CheckoutRequest request, CancellationToken cancellationToken)
+    /// <param name="visitor">The gateway's visitor id for the client (unique-visitor counts), or null.</param>
+    public async Task<CheckoutResult> CheckoutAsync(string sessionId, string idempotencyKey, CheckoutRequest request, string? visitor, CancellationToken cancellationToken)
     {
         var fingerprint = Fingerprint(request);
         var deadline = DateTime.UtcNow + WaitForConcurrent;
@@ -55,7 +57,7 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
             {
                 try
                 {
-                    var result = await PlaceAsync(sessionId, idempotencyKey, fingerprint, request, cancellationToken);
+                    var result = await PlaceAsync(sessionId, idempotencyKey, fingerprint, request, visitor, cancellationToken);
                     if (result.Outcome is not (CheckoutOutcome.Placed or CheckoutOutcome.Replayed))
                     {
                         await claims.ReleaseAsync(sessionId, idempotencyKey, fingerprint, token);
@@ -82,7 +84,7 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
     public static string Fingerprint(CheckoutRequest request) =>
         KeySchema.Sha256Hex("email=" + (request.Email ?? "").Trim().ToLowerInvariant());
 
-    private async Task<CheckoutResult> PlaceAsync(string sessionId, string idempotencyKey, string fingerprint, CheckoutRequest request, CancellationToken cancellationToken)
+    private async Task<CheckoutResult> PlaceAsync(string sessionId, string idempotencyKey, string fingerprint, CheckoutRequest request, string? visitor, CancellationToken cancellationToken)
     {
         var sessionHash = CartStore.SessionHash(sessionId);
 
@@ -142,7 +144,7 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
         }
         // The order's id is the event's id: however often this is published, analytics counts the order once.
         await events.PublishAsync(new AnalyticsEvent($"order-{orderId}", EventTypes.OrderPlaced, order.PlacedAt,
-            EventRules.VisitorFrom("s:" + sessionId), Lines: [.. order.Lines.Select(l => (l.ProductId, l.Quantity))]));
+            visitor, Lines: [.. order.Lines.Select(l => (l.ProductId, l.Quantity))]));
         return new CheckoutResult(CheckoutOutcome.Placed, order);
     }
 

@@ -2,19 +2,13 @@ using ShopReference.Valkey.Analytics;
 
 namespace ShopReference.Catalog.Analytics;
 
-/// <summary>The <c>product.viewed</c> event of a product read, attributed to a visitor without storing who they are.</summary>
+/// <summary>The <c>product.viewed</c> event of a product read through the gateway.</summary>
 public static class ProductViews
 {
     /// <summary>
-    /// The visitor is the cart session when the browser has one, else the client address the gateway forwarded, else the
-    /// connection's address; only a hash of it leaves this method. Good enough to count unique visitors, useless to
-    /// track anyone.
+    /// The visitor is the gateway's signed view of the client (a hash of the address or API client it counted), never a
+    /// cookie or header the client could vary to pose as many visitors.
     /// </summary>
-    public static AnalyticsEvent For(HttpContext http, long productId)
-    {
-        var token = http.Request.Cookies["shop.sid"] is { Length: > 0 } session ? "s:" + session
-            : http.Request.Headers["X-Forwarded-For"].ToString().Split(',')[0].Trim() is { Length: > 0 } forwarded ? "a:" + forwarded
-            : "a:" + http.Connection.RemoteIpAddress;
-        return new AnalyticsEvent(EventRules.NewId(), EventTypes.ProductViewed, DateTimeOffset.UtcNow, EventRules.VisitorFrom(token), productId);
-    }
+    public static AnalyticsEvent For(ClientContext client, long productId) =>
+        new(EventRules.NewId(), EventTypes.ProductViewed, DateTimeOffset.UtcNow, client.Visitor, productId);
 }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.OutputCaching;
@@ -15,8 +16,8 @@ public sealed record CatalogServices(ProductCache Cache, CatalogDatabase Databas
 public sealed record TrendingProduct(int Rank, long ProductId, string Name, decimal Price, long Views);
 public sealed record Trending(string Window, bool Degraded, IReadOnlyList<TrendingProduct> Products);
 
-/// <summary>Counters of this catalog instance (each replica keeps its own).</summary>
-public sealed record CatalogStats(string Instance, long Hits, long Misses, long Coalesced, long Stale, long OriginLoads,
+/// <summary>Counters of this catalog instance (each replica keeps its own); <c>Instance</c> (host and process) only for an operator.</summary>
+public sealed record CatalogStats(string? Instance, long Hits, long Misses, long Coalesced, long Stale, long OriginLoads,
     long LockWaits, double LockWaitMs, long FillsRefused, long Degraded, double CdcLagMs);
 
 public static class CatalogApi
@@ -35,8 +36,9 @@ public static class CatalogApi
             .WithName("GetTrendingProducts")
             .WithSummary("The most viewed products (from analytics, cached 30 s); an empty list, marked degraded, when analytics is down.");
         api.MapPut("products/{id}", UpdateProduct)
+            .RequireAuthorization(Permissions.CatalogWrite)
             .WithName("UpdateProduct")
-            .WithSummary("Write-through update. If-Match must carry the product's current ETag; a stale one is 412.");
+            .WithSummary("Write-through update (permission catalog.write). If-Match must carry the product's current ETag; a stale one is 412.");
         api.MapGet("products", ListProducts)
             .CacheOutput(ListPolicy)
             .WithName("ListProducts")
@@ -46,6 +48,11 @@ public static class CatalogApi
             .WithSummary("This instance's cache counters: hits, misses, coalesced, stale, origin loads, lock waits, CDC lag.");
 
         api.MapWiringEndpoint("", "catalog");
+
+        var admin = app.MapGroup("admin").WithTags("Catalog operations").RequireAuthorization(Permissions.Operator);
+        admin.MapDelete("cache/products/{id}", EvictProduct)
+            .WithName("EvictCachedProduct")
+            .WithSummary("Removes one product's cache entry, so the next reads miss together (the stampede demonstration).");
         return app;
     }
 
@@ -62,9 +69,10 @@ public static class CatalogApi
         {
             return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
         }
-        if (!http.Request.Headers.ContainsKey(EventRules.ServiceLookupHeader))
+        // A view is a visitor's read through the gateway; another service's lookup carries no client context and is not one.
+        if (await ClientContext.FromAsync(http) is { } client)
         {
-            await services.Events.PublishAsync(ProductViews.For(http, productId)); // one round trip; never fails the read
+            await services.Events.PublishAsync(ProductViews.For(client, productId)); // one round trip; never fails the read
         }
         http.Response.Headers.ETag = product.ETag;
         return http.Request.Headers.IfNoneMatch == product.ETag
@@ -149,11 +157,23 @@ public static class CatalogApi
         return TypedResults.Ok(new Trending(window, degraded, products));
     }
 
-    public static Ok<CatalogStats> GetStats(CatalogMetrics metrics)
+    public static async Task<Ok<CatalogStats>> GetStats(CatalogMetrics metrics, HttpContext http)
     {
         var c = metrics.Counters;
-        return TypedResults.Ok(new CatalogStats($"{Environment.MachineName}:{Environment.ProcessId}", c.Hits, c.Misses, c.CoalescedReads, c.StaleReads,
+        var user = await http.AuthenticateAsync(); // anonymous route; an operator's token adds the instance
+        var instance = user.Succeeded && user.Principal.Has(Permissions.Operator) ? $"{Environment.MachineName}:{Environment.ProcessId}" : null;
+        return TypedResults.Ok(new CatalogStats(instance, c.Hits, c.Misses, c.CoalescedReads, c.StaleReads,
             c.OriginLoads, c.LockWaits, c.LockWaitTime.TotalMilliseconds, c.FillsRefused, metrics.DegradedCount, metrics.LastCdcLagMilliseconds));
+    }
+
+    public static async Task<Results<NoContent, ValidationProblem>> EvictProduct(string id, ProductCache cache)
+    {
+        if (!ProductRules.TryParseId(id, out var productId))
+        {
+            return InvalidId(id);
+        }
+        await cache.RemoveAsync(productId);
+        return TypedResults.NoContent();
     }
 
     private static ValidationProblem InvalidId(string id) =>

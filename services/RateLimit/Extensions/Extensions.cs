@@ -1,3 +1,4 @@
+using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
 
 namespace ShopReference.RateLimit.Extensions;
@@ -16,13 +17,36 @@ public static class Extensions
             .Bind(builder.Configuration.GetSection(GatewayRateLimitOptions.Section))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddOptions<ApiClientsOptions>()
+            .Configure(options => builder.Configuration.GetSection(ApiClientsOptions.Section).Bind(options.Clients))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton<ApiClientRegistry>();
+        builder.Services.AddSingleton<TokenIssuer>();
+        builder.Services.AddSingleton<CredentialFailures>();
         builder.Services.AddSingleton<ClientIdentityResolver>();
         builder.Services.AddSingleton<RateLimitMetrics>();
         builder.Services.AddSingleton<PolicyLimiters>();
 
         builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
-            .AddServiceDiscoveryDestinationResolver();
+            .AddServiceDiscoveryDestinationResolver()
+            .AddTransforms(ClientContextTransform.Apply);
+    }
+
+    /// <summary>
+    /// Behind an ingress (Azure Container Apps, a load balancer) every connection comes from the proxy: without
+    /// <c>RateLimiting:TrustedProxies</c> all clients would share one quota and none would count as https. Say so at start.
+    /// </summary>
+    public static void WarnWithoutTrustedProxies(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<GatewayRateLimitOptions>>().Value;
+        if (!app.Environment.IsDevelopment() && options.TrustedProxies.Count == 0)
+        {
+            app.Logger.LogWarning(
+                "RateLimiting:TrustedProxies is empty. Behind an ingress every client shares the ingress's address and quota, and " +
+                "TLS at the ingress is not seen: set it to the ingress's addresses or subnet (CIDR).");
+        }
     }
 
     /// <summary>Rate-limits every /api request before it is routed (see RateLimitMiddleware).</summary>

@@ -1,57 +1,96 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
+using ShopReference.RateLimit.Auth;
 
 namespace ShopReference.RateLimit.RateLimiting;
 
-/// <summary>Who a request counts against: a known API client, else its network address.</summary>
-public readonly record struct ClientIdentity(string Partition, bool IsApiClient);
+/// <summary>Who a request counts against: a known API client, else its network address; and whether it came over https.</summary>
+public readonly record struct ClientIdentity(string Partition, bool IsApiClient, bool IsHttps = false);
 
 /// <summary>
-/// Turns request headers into a bounded partition id, never into raw key material. A malformed API key is a 400,
-/// an unknown one a 401 (inventing keys must not buy fresh quota). <c>X-Forwarded-For</c> counts only when the
-/// connection comes from a trusted proxy, and a malformed or oversized one is ignored. IPv6 clients are grouped
-/// by /64, since one host commonly holds a whole /64.
+/// Turns request headers into a bounded partition id, never into raw key material. A client is known by its
+/// <c>X-Api-Key</c> or by an access token the gateway issued (<c>Authorization: Bearer</c>); a malformed key is a 400, an
+/// unknown key or an invalid token a 401 (inventing keys must not buy fresh quota). <c>X-Forwarded-For</c> and
+/// <c>X-Forwarded-Proto</c> count only when the connection comes from a trusted proxy, and a malformed or oversized
+/// chain is ignored. IPv6 clients are grouped by /64, since one host commonly holds a whole /64.
 /// </summary>
 public sealed class ClientIdentityResolver
 {
     public const string ApiKeyHeader = "X-Api-Key";
     private const int MaxForwardedForLength = 1024;
-    private readonly Dictionary<string, string> _clientsByKeyHash;
-    private readonly HashSet<IPAddress> _trustedProxies;
+    private readonly ApiClientRegistry _clients;
+    private readonly HashSet<IPAddress> _trustedAddresses;
+    private readonly IPNetwork[] _trustedNetworks;
 
-    public ClientIdentityResolver(IOptions<GatewayRateLimitOptions> options)
+    public ClientIdentityResolver(IOptions<GatewayRateLimitOptions> options, ApiClientRegistry clients)
     {
-        _clientsByKeyHash = options.Value.ApiKeys.ToDictionary(entry => entry.Value, entry => entry.Key, StringComparer.Ordinal);
-        _trustedProxies = [.. options.Value.TrustedProxies.Select(p => Normalize(IPAddress.Parse(p)))];
+        _clients = clients;
+        _trustedAddresses = [.. options.Value.TrustedProxies.Where(p => !p.Contains('/')).Select(p => Normalize(IPAddress.Parse(p)))];
+        _trustedNetworks = [.. options.Value.TrustedProxies.Where(p => p.Contains('/')).Select(p => IPNetwork.Parse(p))];
     }
 
-    public static string HashKey(string apiKey) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(apiKey)));
+    /// <summary>True when the request presents a credential (a key or a bearer token) that the gateway must check.</summary>
+    public static bool PresentsCredential(HttpContext context) =>
+        context.Request.Headers.ContainsKey(ApiKeyHeader) || PresentsBearer(context);
 
-    /// <summary>The identity, or the problem (status and detail) that refuses the request.</summary>
-    public (ClientIdentity? Identity, int Status, string? Problem) Resolve(HttpContext context)
+    /// <summary>An <c>Authorization: Bearer …</c> header (Basic is the token endpoint's business, not a credential here).</summary>
+    public static bool PresentsBearer(HttpContext context) =>
+        context.Request.Headers.Authorization is { Count: > 0 } authorization &&
+        authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The identity, or the problem (status and detail) that refuses the request. <paramref name="bearer"/> is the
+    /// result of authenticating the request's bearer token, when it has one.
+    /// </summary>
+    public (ClientIdentity? Identity, int Status, string? Problem) Resolve(HttpContext context, AuthenticateResult? bearer = null)
     {
+        var https = IsHttps(context);
         var keys = context.Request.Headers[ApiKeyHeader];
         if (keys.Count > 0)
         {
             var key = keys.Count == 1 ? keys[0] : null;
-            if (key is null || key.Length is < 16 or > 128 || !key.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            if (!ApiClientRegistry.IsWellFormed(key))
             {
                 return (null, StatusCodes.Status400BadRequest, $"{ApiKeyHeader} must be one value of 16-128 characters: letters, digits, '-' or '_'.");
             }
-            return _clientsByKeyHash.TryGetValue(HashKey(key), out var client)
-                ? (new ClientIdentity("key-" + client, IsApiClient: true), 0, null)
+            return _clients.FindByKey(key!) is { } client
+                ? (new ClientIdentity("key-" + client.Name, IsApiClient: true, https), 0, null)
                 : (null, StatusCodes.Status401Unauthorized, $"The {ApiKeyHeader} is not known.");
         }
-        return (new ClientIdentity("ip-" + Describe(ClientAddress(context)), IsApiClient: false), 0, null);
+        if (PresentsBearer(context))
+        {
+            return bearer is { Succeeded: true } && bearer.Principal.FindFirst("client_id")?.Value is { } clientId
+                ? (new ClientIdentity("key-" + clientId, IsApiClient: true, https), 0, null)
+                : (null, StatusCodes.Status401Unauthorized, "The bearer token is not valid (expired, altered, or not issued by this gateway).");
+        }
+        return (new ClientIdentity("ip-" + Describe(ClientAddress(context)), IsApiClient: false, https), 0, null);
+    }
+
+    /// <summary>The client's address as this gateway sees it (the nearest untrusted hop), for quotas and failure counts.</summary>
+    public string AddressOf(HttpContext context) => Describe(ClientAddress(context));
+
+    // https when the client connected with TLS, or a trusted TLS-terminating proxy says so.
+    private bool IsHttps(HttpContext context)
+    {
+        if (context.Request.IsHttps)
+        {
+            return true;
+        }
+        var remote = Normalize(context.Connection.RemoteIpAddress ?? IPAddress.Loopback);
+        if (!IsTrusted(remote))
+        {
+            return false;
+        }
+        var proto = context.Request.Headers["X-Forwarded-Proto"].ToString();
+        return proto.Split(',', StringSplitOptions.TrimEntries)[0].Equals("https", StringComparison.OrdinalIgnoreCase);
     }
 
     private IPAddress ClientAddress(HttpContext context)
     {
         var remote = Normalize(context.Connection.RemoteIpAddress ?? IPAddress.Loopback);
-        if (!_trustedProxies.Contains(remote))
+        if (!IsTrusted(remote))
         {
             return remote;
         }
@@ -73,13 +112,16 @@ public sealed class ClientIdentityResolver
         // Right to left: the nearest hop that is not one of our proxies is the client.
         for (var i = hops.Length - 1; i >= 0; i--)
         {
-            if (!_trustedProxies.Contains(hops[i]))
+            if (!IsTrusted(hops[i]))
             {
                 return hops[i];
             }
         }
         return remote;
     }
+
+    private bool IsTrusted(IPAddress address) =>
+        _trustedAddresses.Contains(address) || _trustedNetworks.Any(network => network.Contains(address));
 
     private static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 

@@ -17,13 +17,14 @@ public sealed partial class GatewayRateLimitOptions : IValidatableObject
     [Range(0.1, 300)]
     public double OutageProbeSeconds { get; set; } = 2;
 
-    /// <summary>Proxies whose <c>X-Forwarded-For</c> is believed; from anyone else the header is ignored.</summary>
+    /// <summary>
+    /// Proxies whose <c>X-Forwarded-For</c> and <c>X-Forwarded-Proto</c> are believed, as addresses or CIDR networks
+    /// (an ingress such as Azure Container Apps' connects from its environment's subnet); from anyone else the
+    /// headers are ignored. Empty behind an ingress means every client shares the ingress's quota: the gateway warns.
+    /// </summary>
     public List<string> TrustedProxies { get; set; } = [];
 
-    /// <summary>Known API clients: client name -> lowercase hex SHA-256 of its key. Keys never appear in configuration.</summary>
-    public Dictionary<string, string> ApiKeys { get; set; } = [];
-
-    /// <summary>Ordered: the first policy that matches a request applies.</summary>
+    /// <summary>Ordered: the first policy that matches a request applies. The last must match every request (the default).</summary>
     public List<GatewayPolicy> Policies { get; set; } = [];
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
@@ -47,27 +48,18 @@ public sealed partial class GatewayRateLimitOptions : IValidatableObject
         {
             yield return new("Policy names must be unique.", [nameof(Policies)]);
         }
-        foreach (var (client, hash) in ApiKeys)
+        if (Policies.Count > 0 && Policies[^1] is { } last && (last.Methods.Count > 0 || last.Paths.Count > 0 || last.Audience != ClientAudience.Any))
         {
-            if (!ClientName().IsMatch(client) || !Sha256Hex().IsMatch(hash))
-            {
-                yield return new($"API key entry '{client}' needs a 1-32 character name (a-z, 0-9, '-') and a 64-character lowercase hex SHA-256.", [nameof(ApiKeys)]);
-            }
+            yield return new($"The last policy ('{last.Name}') must match every request (no Methods, Paths or Audience), so no method goes unlimited.", [nameof(Policies)]);
         }
-        foreach (var proxy in TrustedProxies.Where(p => !System.Net.IPAddress.TryParse(p, out _)))
+        foreach (var proxy in TrustedProxies.Where(p => !System.Net.IPAddress.TryParse(p, out _) && !System.Net.IPNetwork.TryParse(p, out _)))
         {
-            yield return new($"Trusted proxy '{proxy}' is not an IP address.", [nameof(TrustedProxies)]);
+            yield return new($"Trusted proxy '{proxy}' is not an IP address or a CIDR network.", [nameof(TrustedProxies)]);
         }
     }
 
     [GeneratedRegex("^[a-z0-9-]{1,32}$")]
     private static partial Regex PolicyName();
-
-    [GeneratedRegex("^[a-z0-9-]{1,32}$")]
-    private static partial Regex ClientName();
-
-    [GeneratedRegex("^[0-9a-f]{64}$")]
-    private static partial Regex Sha256Hex();
 }
 
 /// <summary>Which clients a policy applies to.</summary>

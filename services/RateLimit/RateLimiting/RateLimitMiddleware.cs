@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using ShopReference.RateLimit.Auth;
 using ShopReference.Valkey.RateLimiting;
 
 namespace ShopReference.RateLimit.RateLimiting;
@@ -9,9 +12,12 @@ namespace ShopReference.RateLimit.RateLimiting;
 /// The gateway's limiter in front of every <c>/api</c> route: resolves the client, applies the first matching policy,
 /// and stamps every response with the IETF <c>RateLimit-Policy</c> and <c>RateLimit</c> fields (not only the 429s).
 /// A rejection is 429 ProblemDetails with an honest <c>Retry-After</c>; a fail-closed policy without Valkey is 503.
+/// A refused credential is 401 and counts against the client's address (<see cref="CredentialFailures"/>); the
+/// identity it settles on is what the gateway forwards as the client context.
 /// </summary>
 public sealed class RateLimitMiddleware(
-    RequestDelegate next, PolicyLimiters policies, ClientIdentityResolver clients, RateLimitMetrics metrics, IProblemDetailsService problems)
+    RequestDelegate next, PolicyLimiters policies, ClientIdentityResolver clients, CredentialFailures failures,
+    RateLimitMetrics metrics, IProblemDetailsService problems)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -21,17 +27,34 @@ public sealed class RateLimitMiddleware(
             return;
         }
 
-        var (client, status, problem) = clients.Resolve(context);
+        AuthenticateResult? bearer = null;
+        if (ClientIdentityResolver.PresentsCredential(context))
+        {
+            if (await failures.BlockedAsync(clients.AddressOf(context)) is { } blocked)
+            {
+                await WriteProblemAsync(context, StatusCodes.Status429TooManyRequests,
+                    $"Too many refused credentials from this address; credentials are not checked for {Seconds(blocked)} s.", blocked);
+                return;
+            }
+            if (ClientIdentityResolver.PresentsBearer(context))
+            {
+                bearer = await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme);
+            }
+        }
+        var (client, status, problem) = clients.Resolve(context, bearer);
         if (client is not { } identity)
         {
+            if (status == StatusCodes.Status401Unauthorized)
+            {
+                context.Response.Headers.WWWAuthenticate = ClientIdentityResolver.PresentsBearer(context)
+                    ? "Bearer error=\"invalid_token\"" : $"ApiKey header=\"{ClientIdentityResolver.ApiKeyHeader}\"";
+                await failures.FailedAsync(clients.AddressOf(context));
+            }
             await WriteProblemAsync(context, status, problem!, retryAfter: null);
             return;
         }
-        if (policies.Match(context.Request, identity) is not { } policy)
-        {
-            await next(context);
-            return;
-        }
+        context.Features.Set(new GatewayClient(identity));
+        var policy = policies.Match(context.Request, identity)!; // the last policy matches every request
 
         var started = Stopwatch.GetTimestamp();
         using var lease = await policy.Limiter.AcquireAsync(identity.Partition, 1, context.RequestAborted);
@@ -72,7 +95,7 @@ public sealed class RateLimitMiddleware(
         return string.Create(CultureInfo.InvariantCulture, $"\"{policy.Policy.Name}\";r={remaining};t={Seconds(reset)}");
     }
 
-    private static long Seconds(TimeSpan value) => (long)Math.Ceiling(value.TotalSeconds);
+    internal static long Seconds(TimeSpan value) => (long)Math.Ceiling(value.TotalSeconds);
 
     private async Task WriteProblemAsync(HttpContext context, int status, string detail, TimeSpan? retryAfter)
     {
@@ -89,3 +112,6 @@ public sealed class RateLimitMiddleware(
         });
     }
 }
+
+/// <summary>The identity the gateway settled on for a request, for the client context it forwards.</summary>
+public sealed record GatewayClient(ClientIdentity Identity);

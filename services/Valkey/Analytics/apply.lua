@@ -36,7 +36,8 @@ while i <= #ARGV do
   local visitor, amount, lines = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
   acks[#acks + 1] = entry
   local seen = p .. 'applied:' .. t .. ':' .. hour
-  if redis.call('SADD', seen, id) == 0 then
+  -- The dedupe member names the type too: an event of one type can never pass for, or hide, one of another.
+  if redis.call('SADD', seen, kind .. '|' .. id) == 0 then
     duplicates = duplicates + 1
   else
     expiries[seen] = dedupe_ttl

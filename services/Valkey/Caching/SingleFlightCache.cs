@@ -101,7 +101,14 @@ public sealed class SingleFlightCache : IAsyncDisposable
     {
         if (_subscription is { IsCompletedSuccessfully: true })
         {
-            await _multiplexer.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_options.Channel)).ConfigureAwait(false);
+            try
+            {
+                await _multiplexer.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_options.Channel)).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or RedisException)
+            {
+                // The host is shutting down and the connection (or its tracing) went first: the subscription ends with it.
+            }
         }
         _fallbackLoads.Dispose();
     }

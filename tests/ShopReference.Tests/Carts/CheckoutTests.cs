@@ -1,3 +1,4 @@
+using ShopReference.ServiceClients;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -68,7 +69,7 @@ public sealed class CheckoutTests(ServersFixture fixture)
         var session = await carts.CreateSessionAsync();
         await carts.AddAsync(session, 42, 2);
 
-        var result = await checkout.CheckoutAsync(session, "key", new CheckoutRequest("a@example.com"), TestContext.Current.CancellationToken);
+        var result = await checkout.CheckoutAsync(session, "key", new CheckoutRequest("a@example.com"), visitor: null, TestContext.Current.CancellationToken);
 
         Assert.Equal(CheckoutOutcome.CatalogUnavailable, result.Outcome);
         await using var count = dataSource.CreateCommand("select count(*) from orders");

@@ -34,6 +34,10 @@ public sealed class InProcessService : IAsyncDisposable
         var address = new Uri($"http://127.0.0.1:{FreePort.Next()}");
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
         builder.Configuration.AddInMemoryCollection(settings);
+        if (string.IsNullOrEmpty(builder.Configuration["Auth:SigningKey"]))
+        {
+            builder.Configuration["Auth:SigningKey"] = Secrets.NewPassword(64);
+        }
         builder.WebHost.UseUrls(address.ToString());
         builder.AddServiceDefaults();
         addServices(builder);

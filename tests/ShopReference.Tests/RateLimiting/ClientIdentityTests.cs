@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
+using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
 
 namespace ShopReference.Tests.RateLimiting;
@@ -11,19 +12,49 @@ public sealed class ClientIdentityTests
     private const string Proxy = "10.0.0.5";
     private static readonly string KnownKey = "partner-key-0123456789";
 
-    private static ClientIdentityResolver Resolver() => new(Options.Create(new GatewayRateLimitOptions
-    {
-        TrustedProxies = [Proxy],
-        ApiKeys = { ["partner"] = ClientIdentityResolver.HashKey(KnownKey) },
-    }));
+    private static ClientIdentityResolver Resolver() => new(
+        Options.Create(new GatewayRateLimitOptions { TrustedProxies = [Proxy, "172.16.0.0/12"] }),
+        new ApiClientRegistry(Options.Create(new ApiClientsOptions
+        {
+            Clients = { ["partner"] = new ApiClient { KeySha256 = ApiClientRegistry.HashKey(KnownKey) } },
+        })));
 
-    private static DefaultHttpContext Request(string remote, string? forwardedFor = null, string? apiKey = null)
+    private static DefaultHttpContext Request(string remote, string? forwardedFor = null, string? apiKey = null, string? forwardedProto = null)
     {
         var context = new DefaultHttpContext();
         context.Connection.RemoteIpAddress = IPAddress.Parse(remote);
         if (forwardedFor is not null) context.Request.Headers["X-Forwarded-For"] = forwardedFor;
+        if (forwardedProto is not null) context.Request.Headers["X-Forwarded-Proto"] = forwardedProto;
         if (apiKey is not null) context.Request.Headers["X-Api-Key"] = apiKey;
         return context;
+    }
+
+    [Fact]
+    public void A_proxy_in_a_trusted_network_is_believed_and_its_https_counts()
+    {
+        var (identity, _, _) = Resolver().Resolve(Request("172.20.1.9", forwardedFor: "198.51.100.1", forwardedProto: "https"));
+
+        Assert.Equal(("ip-198.51.100.1", true), (identity!.Value.Partition, identity.Value.IsHttps));
+    }
+
+    [Fact]
+    public void Https_claimed_by_an_untrusted_peer_is_not_believed()
+    {
+        var (identity, _, _) = Resolver().Resolve(Request("203.0.113.9", forwardedProto: "https"));
+
+        Assert.False(identity!.Value.IsHttps);
+    }
+
+    [Fact]
+    public void A_bearer_token_that_did_not_authenticate_is_a_401_and_never_a_partition()
+    {
+        var context = Request("203.0.113.9");
+        context.Request.Headers.Authorization = "Bearer not.a.token";
+
+        var (identity, refusal, _) = Resolver().Resolve(context, Microsoft.AspNetCore.Authentication.AuthenticateResult.Fail("bad signature"));
+
+        Assert.Null(identity);
+        Assert.Equal(401, refusal);
     }
 
     [Fact]

@@ -1,17 +1,20 @@
 using System.Net;
+using System.Net.Http.Json;
 using Microsoft.Extensions.Caching.Hybrid;
-using ShopReference.Valkey.Analytics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
-namespace ShopReference.CartSession.Carts;
+namespace ShopReference.ServiceClients;
 
-/// <summary>What the cart needs to know of a product.</summary>
+/// <summary>What another service needs to know of a product.</summary>
 public sealed record CatalogProduct(long Id, string Name, decimal Price);
 
 /// <summary>
-/// Looks products up in the catalog by service discovery (<c>https+http://catalog</c>), with the standard resilience
-/// handler from ServiceDefaults, and keeps answers for a minute in HybridCache (in-process, then Valkey), so a cart
-/// view does not call the catalog once per line per request. Returns null for an unknown product; throws
-/// <see cref="HttpRequestException"/> when the catalog cannot answer. Its resilience is tightened (see
+/// Looks products up in the catalog by service discovery (<c>https+http://catalog</c>) for the services that need
+/// them (the cart's names and prices, analytics' "does this product exist"), and keeps answers for a minute in
+/// HybridCache (in-process, then Valkey), so a cart view does not call the catalog once per line per request. Returns null for an unknown product; throws
+/// <see cref="HttpRequestException"/> when the catalog cannot answer. A lookup carries no client context, so the catalog
+/// does not count it as a visitor's view. Its resilience is tightened (see
 /// <see cref="Resilience"/>): a cart must not wait 30 seconds for a catalog that is down.
 /// </summary>
 public sealed class CatalogClient(HttpClient http, HybridCache cache)
@@ -44,7 +47,6 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
         var found = await cache.GetOrCreateAsync($"product:{productId}", async ct =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/catalog/products/{productId}");
-            request.Headers.Add(EventRules.ServiceLookupHeader, "cart-session"); // a price lookup, not a visitor's view
             using var response = await http.SendAsync(request, ct);
             if (response.StatusCode == HttpStatusCode.NotFound)
             {
@@ -67,4 +69,22 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
 
     // Wrapped so that "not found" is cached too, for the same minute.
     public sealed record Lookup(CatalogProduct? Product);
+}
+
+public static class CatalogClientExtensions
+{
+    /// <summary>
+    /// Registers <see cref="CatalogClient"/>. The defaults' resilience handler is replaced, not stacked (two pipelines
+    /// would multiply the retries); RemoveAllResilienceHandlers is marked for evaluation (EXTEXP0001) and is the
+    /// documented way to do this.
+    /// </summary>
+    public static IHostApplicationBuilder AddCatalogClient(this IHostApplicationBuilder builder)
+    {
+#pragma warning disable EXTEXP0001
+        builder.Services.AddHttpClient<CatalogClient>(http => http.BaseAddress = new Uri("https+http://catalog"))
+            .RemoveAllResilienceHandlers()
+            .AddStandardResilienceHandler(CatalogClient.Resilience);
+#pragma warning restore EXTEXP0001
+        return builder;
+    }
 }

@@ -1,0 +1,27 @@
+using ShopReference.RateLimit.RateLimiting;
+using ShopReference.Valkey.Analytics;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace ShopReference.RateLimit.Auth;
+
+/// <summary>
+/// On every request the gateway forwards: drop any <c>X-Shop-Client</c> the caller sent, and attach the gateway's own,
+/// signed view of the client (a visitor id hashed from the identity the limiter counted, and the scheme it used).
+/// Services take visitors and the https flag from this token only, never from a header a client can write.
+/// </summary>
+public static class ClientContextTransform
+{
+    public static void Apply(TransformBuilderContext builder) => builder.AddRequestTransform(context =>
+    {
+        var headers = context.ProxyRequest.Headers;
+        headers.Remove(ShopAuthentication.ClientContextHeader);
+        if (context.HttpContext.Features.Get<GatewayClient>() is { } client)
+        {
+            var issuer = context.HttpContext.RequestServices.GetRequiredService<TokenIssuer>();
+            headers.TryAddWithoutValidation(ShopAuthentication.ClientContextHeader,
+                issuer.ClientContext(EventRules.VisitorFrom(client.Identity.Partition), client.Identity.IsHttps));
+        }
+        return ValueTask.CompletedTask;
+    });
+}
