@@ -72,5 +72,5 @@ public sealed class DegradingOutputCacheStore(IOutputCacheStore inner, ILogger<D
         }
     }
 
-    private static bool IsOutage(Exception ex) => ex is RedisConnectionException or RedisTimeoutException;
+    private static bool IsOutage(Exception ex) => ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex);
 }

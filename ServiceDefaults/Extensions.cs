@@ -39,6 +39,7 @@ public static class Extensions
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"]);
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<ValkeyUnavailableHandler>();
         // Malformed JSON or an unparseable parameter is the client's error: answer 400 ProblemDetails in every
         // environment instead of throwing (the Development default), which the exception handler would turn into a 500.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = false);
@@ -88,6 +89,15 @@ public static class Extensions
         app.UseStatusCodePages();
         if (app.Services.GetService<Microsoft.AspNetCore.Authentication.IAuthenticationSchemeProvider>() is not null)
         {
+            // TLS usually ends before the service: the scheme the client used is the one the gateway signed.
+            app.Use(async (context, next) =>
+            {
+                if (!context.Request.IsHttps && (await ClientContext.FromAsync(context))?.IsHttps == true)
+                {
+                    context.Request.Scheme = "https";
+                }
+                await next(context);
+            });
             app.UseAuthentication();
             app.UseAuthorization();
         }

@@ -26,6 +26,10 @@ public static class ValkeyClientExtensions
             options.ConnectTimeout = 5_000;
             options.SyncTimeout = 2_000;
             options.AsyncTimeout = 2_000;
+            options.BacklogPolicy = BacklogPolicy.FailFast;
+            // No tie-breaker key and no configuration channel: a service's ACL user reaches only its own keys and channels.
+            options.TieBreaker = "";
+            options.ConfigurationChannel = "";
         });
 
         builder.Services.AddStackExchangeRedisCache(_ => { });

@@ -8,8 +8,8 @@ builder.AddApplicationServices();
 
 var app = builder.Build();
 
-app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)
 app.MapDefaultEndpoints();
+app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)
 app.MapCartApi();
 app.MapCartAdminApi();
 

@@ -31,13 +31,14 @@ public sealed class TestValkeyServer : IAsyncDisposable
     /// <summary>For outage tests: the same server, with 1 s timeouts, so a command fails soon after the server stops.</summary>
     public string FastFailConnectionString => ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
 
-    public static async Task<TestValkeyServer> StartAsync(TimeSpan? timeout = null)
+    /// <param name="settings">More configuration lines (a memory limit, ACL users), as the AppHost writes them.</param>
+    public static async Task<TestValkeyServer> StartAsync(TimeSpan? timeout = null, IEnumerable<string>? settings = null)
     {
         var binary = ServerBinaries.FindValkeyServer()
             ?? throw new InvalidOperationException($"No valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
         var directory = Directory.CreateTempSubdirectory("shopref-valkey-").FullName;
         var password = Secrets.NewPassword();
-        ValkeyConfigFile.Write(directory, password, persistent: false);
+        ValkeyConfigFile.Write(directory, password, persistent: false, settings);
         var port = FreePort.Next();
 
         var process = await LaunchAsync(binary, directory, port, password, timeout ?? TimeSpan.FromSeconds(30));

@@ -78,8 +78,8 @@ public static class AnalyticsApi
         return TypedResults.Accepted((string?)null, new Accepted(analyticsEvent.Id));
     }
 
-    public static Task<Results<Ok<Leaderboard>, ValidationProblem, ProblemHttpResult>> GetLeaderboardAsync(
-        string board, string? window, int? top, Leaderboards leaderboards, HttpContext http) => Guard(http, async () =>
+    public static async Task<Results<Ok<Leaderboard>, ValidationProblem, ProblemHttpResult>> GetLeaderboardAsync(
+        string board, string? window, int? top, Leaderboards leaderboards, HttpContext http)
     {
         var errors = new Dictionary<string, string[]>();
         if (!Boards.Names.TryGetValue(board, out var key)) errors["board"] = [$"One of {string.Join(", ", Boards.Names.Keys)}."];
@@ -90,10 +90,10 @@ public static class AnalyticsApi
         if (errors.Count > 0) return (Results<Ok<Leaderboard>, ValidationProblem, ProblemHttpResult>)TypedResults.ValidationProblem(errors);
         var entries = await leaderboards.TopAsync(key!, window, top.Value, http.RequestAborted);
         return TypedResults.Ok(new Leaderboard(board, window, [.. entries.Select((e, i) => new RankedEntry(i + 1, e.ProductId, e.Count))]));
-    });
+    }
 
-    public static Task<Results<Ok<Uniques>, ValidationProblem, ProblemHttpResult>> GetUniquesAsync(
-        string? day, int? days, AnalyticsReads reads, TimeProvider time, HttpContext http) => Guard(http, async () =>
+    public static async Task<Results<Ok<Uniques>, ValidationProblem, ProblemHttpResult>> GetUniquesAsync(
+        string? day, int? days, AnalyticsReads reads, TimeProvider time, HttpContext http)
     {
         var errors = new Dictionary<string, string[]>();
         var date = DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
@@ -103,10 +103,10 @@ public static class AnalyticsApi
         if (days is < 1 or > AnalyticsReads.MaxDays) errors["days"] = [$"1 to {AnalyticsReads.MaxDays}."];
         if (errors.Count > 0) return (Results<Ok<Uniques>, ValidationProblem, ProblemHttpResult>)TypedResults.ValidationProblem(errors);
         return TypedResults.Ok(new Uniques(date, days.Value, await reads.UniqueVisitorsAsync(date, days.Value), 0.0081));
-    });
+    }
 
-    public static Task<Results<Ok<TimeSeries>, ValidationProblem, ProblemHttpResult>> GetTimeSeriesAsync(
-        string metric, int? minutes, AnalyticsReads reads, HttpContext http) => Guard(http, async () =>
+    public static async Task<Results<Ok<TimeSeries>, ValidationProblem, ProblemHttpResult>> GetTimeSeriesAsync(
+        string metric, int? minutes, AnalyticsReads reads, HttpContext http)
     {
         var errors = new Dictionary<string, string[]>();
         if (!AnalyticsReads.Metrics.ContainsKey(metric)) errors["metric"] = [$"One of {string.Join(", ", AnalyticsReads.Metrics.Keys)}."];
@@ -115,7 +115,7 @@ public static class AnalyticsApi
         if (errors.Count > 0) return (Results<Ok<TimeSeries>, ValidationProblem, ProblemHttpResult>)TypedResults.ValidationProblem(errors);
         var points = await reads.MinutesAsync(metric, minutes.Value);
         return TypedResults.Ok(new TimeSeries(metric, [.. points.Select(p => new Point(p.Minute, p.Value))]));
-    });
+    }
 
     private static async Task<EventRequest?> ReadEventAsync(HttpContext http)
     {
@@ -134,19 +134,6 @@ public static class AnalyticsApi
         catch (Exception ex) when (ex is System.Text.Json.JsonException or BadHttpRequestException)
         {
             return null;
-        }
-    }
-
-    // Valkey unreachable: a 503 with Retry-After, never a hang or a 500.
-    private static async Task<Results<Ok<T>, ValidationProblem, ProblemHttpResult>> Guard<T>(HttpContext http, Func<Task<Results<Ok<T>, ValidationProblem, ProblemHttpResult>>> handler)
-    {
-        try
-        {
-            return await handler();
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            return Unavailable(http, "Analytics storage is unavailable. Retry shortly.");
         }
     }
 

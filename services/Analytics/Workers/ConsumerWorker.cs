@@ -22,7 +22,7 @@ public sealed class ConsumerWorker(EventConsumer consumer, IConnectionMultiplexe
                     .FirstOrDefault(g => g.Name == AnalyticsKeys.ConsumerGroup);
                 metrics.Sampled(group.Lag ?? -1, group.PendingMessageCount);
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            catch (Exception ex) when (ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex))
             {
                 logger.LogDebug(ex, "Could not sample the consumer group.");
             }

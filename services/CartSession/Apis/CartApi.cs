@@ -28,13 +28,13 @@ public static class CartApi
         return app;
     }
 
-    public static Task<Ok<CartView>> GetCart(HttpContext http, CartStore store, CatalogClient catalog) => Guard(async () =>
+    public static async Task<Ok<CartView>> GetCart(HttpContext http, CartStore store, CatalogClient catalog)
     {
         var lines = CartSessionCookie.Read(http) is { } id ? await store.GetAsync(id) : null;
         return TypedResults.Ok(await ViewAsync(lines, catalog, http.RequestAborted));
-    });
+    }
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, EventPublisher events) => Guard(async () =>
+    public static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, EventPublisher events)
     {
         var errors = new Dictionary<string, string[]>();
         if (body?.ProductId is not > 0) errors["productId"] = ["A positive product id is required."];
@@ -45,9 +45,9 @@ public static class CartApi
         return await ChangeAsync(http, store, catalog, metrics, "add", id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value),
             async session => await events.PublishAsync(new AnalyticsEvent(EventRules.NewId(), EventTypes.CartItemAdded, DateTimeOffset.UtcNow,
                 (await ClientContext.FromAsync(http))?.Visitor, body.ProductId!.Value, body.Quantity!.Value)));
-    });
+    }
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
+    public static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> SetItemAsync(string productId, SetQuantity? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics)
     {
         var errors = new Dictionary<string, string[]>();
         if (!long.TryParse(productId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id <= 0)
@@ -57,9 +57,9 @@ public static class CartApi
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
         if (body!.Quantity > 0 && await ProductMissingAsync(catalog, id, http.RequestAborted) is { } missing) return missing;
         return await ChangeAsync(http, store, catalog, metrics, "set", session => store.SetAsync(session, id, body.Quantity!.Value));
-    });
+    }
 
-    public static Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> RemoveItemAsync(string productId, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics) => Guard(async () =>
+    public static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> RemoveItemAsync(string productId, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics)
     {
         if (!long.TryParse(productId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) || id <= 0)
             return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = ["A positive product id is required."] });
@@ -70,7 +70,7 @@ public static class CartApi
             return TypedResults.Ok(await ViewAsync(update.Lines, catalog, http.RequestAborted));
         }
         return TypedResults.Ok(await ViewAsync(null, catalog, http.RequestAborted));
-    });
+    }
 
     // A change on an unknown session starts a fresh one (never adopting the client's id) and applies the change there.
     private static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> ChangeAsync(
@@ -138,19 +138,4 @@ public static class CartApi
         return new CartView(view);
     }
 
-    // Valkey unreachable: 503 with Retry-After, and nothing was half-written (each change is one atomic script).
-    internal static async Task<TResult> Guard<TResult>(Func<Task<TResult>> handler) where TResult : IResult
-    {
-        try
-        {
-            return await handler();
-        }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
-        {
-            throw new CartUnavailableException(ex);
-        }
-    }
 }
-
-/// <summary>Raised when the cart store cannot answer; mapped to 503 ProblemDetails with Retry-After.</summary>
-public sealed class CartUnavailableException(Exception inner) : Exception("The cart store is unavailable.", inner);

@@ -21,8 +21,8 @@ public static class CheckoutApi
         return api;
     }
 
-    public static Task<Results<Ok<Order>, ProblemHttpResult, ValidationProblem>> CheckoutAsync(
-        CheckoutRequest? body, HttpContext http, CheckoutService checkout) => CartApi.Guard(async () =>
+    public static async Task<Results<Ok<Order>, ProblemHttpResult, ValidationProblem>> CheckoutAsync(
+        CheckoutRequest? body, HttpContext http, CheckoutService checkout)
     {
         var errors = new Dictionary<string, string[]>();
         var key = http.Request.Headers[IdempotencyKeyHeader].ToString();
@@ -70,7 +70,7 @@ public static class CheckoutApi
                 http.Response.Headers.RetryAfter = "5";
                 return Problem(StatusCodes.Status503ServiceUnavailable, "The catalog cannot confirm prices right now; no order was placed. Retry with the same Idempotency-Key.");
         }
-    });
+    }
 
     private static ProblemHttpResult Problem(int status, string detail) => TypedResults.Problem(detail, statusCode: status);
 

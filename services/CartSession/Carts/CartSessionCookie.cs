@@ -26,7 +26,7 @@ public static class CartSessionCookie
         {
             HttpOnly = true,
             SameSite = SameSiteMode.Lax,
-            Secure = context.Request.IsHttps || (await ClientContext.FromAsync(context))?.IsHttps == true,
+            Secure = context.Request.IsHttps, // https as the client used it (ServiceDefaults takes it from the client context)
             Path = "/",
             MaxAge = store.Limits.IdleTimeout + TimeSpan.FromDays(1), // the server decides expiry; the cookie just outlives it
         });

@@ -46,26 +46,6 @@ public static class Extensions
             options.Cookie.IsEssential = true;
             options.IdleTimeout = limits.IdleTimeout;
         });
-        builder.Services.AddExceptionHandler<CartUnavailableHandler>();
         builder.AddCatalogClient();
-    }
-
-    private sealed class CartUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler
-    {
-        public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
-        {
-            if (exception is not CartUnavailableException)
-            {
-                return false;
-            }
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.RetryAfter = "5";
-            return await problems.TryWriteAsync(new ProblemDetailsContext
-            {
-                HttpContext = context,
-                Exception = exception,
-                ProblemDetails = { Status = StatusCodes.Status503ServiceUnavailable, Detail = "The cart store is unavailable; nothing was changed. Retry shortly." },
-            });
-        }
     }
 }

@@ -3,6 +3,7 @@ using ShopReference.Catalog.Data;
 using ShopReference.Catalog.Model;
 using ShopReference.Valkey;
 using ShopReference.Valkey.Caching;
+using ShopReference.Valkey.Resilience;
 using StackExchange.Redis;
 
 namespace ShopReference.Catalog.Caching;
@@ -31,7 +32,7 @@ public sealed class ProductCache(SingleFlightCache cache, CatalogDatabase databa
             var read = await cache.GetOrLoadAsync(Key(id), ct => LoadAsync(id, ct), Entry, cancellationToken);
             return (read.Payload is null ? null : JsonSerializer.Deserialize(read.Payload, CatalogJsonContext.Default.Product), read.Outcome);
         }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        catch (Exception ex) when (ValkeyFailures.IsUnavailable(ex))
         {
             metrics.Degraded();
             logger.LogWarning("Valkey unavailable, product {Id} read from PostgreSQL: {Message}", id, ex.Message);
@@ -46,7 +47,7 @@ public sealed class ProductCache(SingleFlightCache cache, CatalogDatabase databa
         {
             return await cache.SetAsync(Key(product.Id), Serialize(product), Entry);
         }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
+        catch (Exception ex) when (ValkeyFailures.IsUnavailable(ex))
         {
             // The database has the write; the cached copy may be stale until change-data capture or its TTL fixes it.
             metrics.Degraded();

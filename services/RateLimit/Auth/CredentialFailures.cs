@@ -42,7 +42,7 @@ public sealed class CredentialFailures : IAsyncDisposable
             using var lease = await _limiter.AcquireAsync(address, permits);
             return lease.IsAcquired ? null : lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : Window;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex))
         {
             _logger.LogWarning("Credential failures cannot be counted (Valkey unavailable): {Message}", ex.Message);
             return null;

@@ -118,10 +118,6 @@ public static class EventRules
         value is { Length: > 0 and <= MaxIdLength } && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
 
     /// <summary>
-    /// Marks a request one service makes to another on its own behalf (the cart asking the catalog for a price). Such
-    /// a read is not a visitor's view and publishes no <c>product.viewed</c>.
-    /// </summary>
-    public const string ServiceLookupHeader = "X-Service-Lookup";
 
     /// <summary>An id for a new event: 128 random bits, hex.</summary>
     public static string NewId() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));

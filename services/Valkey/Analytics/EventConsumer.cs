@@ -129,14 +129,23 @@ public sealed class EventConsumer
             {
                 return;
             }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            catch (Exception ex) when (ex is RedisException)
             {
                 // Entries read but not applied stay pending in the group; this consumer (or another) picks them up.
                 if (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
                 {
                     groupReady = false; // the stream was lost (a flush, a restart without persistence): start a new group
+                    _logger.LogWarning("Analytics consumer {Consumer}: the consumer group is gone; creating it again.", Name);
                 }
-                _logger.LogWarning(ex, "Analytics consumer {Consumer} paused: Valkey is unavailable.", Name);
+                else if (Resilience.ValkeyFailures.IsUnavailable(ex))
+                {
+                    _logger.LogWarning(ex, "Analytics consumer {Consumer} paused: Valkey is unavailable.", Name);
+                }
+                else
+                {
+                    // A defect (a script error, a permission): loud, but the worker lives on and retries.
+                    _logger.LogError(ex, "Analytics consumer {Consumer} failed; retrying.", Name);
+                }
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
             }
         }

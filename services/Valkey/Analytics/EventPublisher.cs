@@ -39,7 +39,10 @@ public sealed class EventPublisher
 
     public long Dropped => Interlocked.Read(ref _droppedTotal);
 
-    /// <summary>Appends the event; false when it was dropped. Never throws for a Valkey failure.</summary>
+    /// <summary>
+    /// Appends the event; false when it was dropped because Valkey is unavailable (<see cref="Resilience.ValkeyFailures"/>).
+    /// Any other refusal (a permission, a wrong type) is a defect and throws.
+    /// </summary>
     public async Task<bool> PublishAsync(AnalyticsEvent analyticsEvent)
     {
         var type = new KeyValuePair<string, object?>("type", analyticsEvent.Type);
@@ -54,7 +57,7 @@ public sealed class EventPublisher
             _published.Add(1, type);
             return true;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (Resilience.ValkeyFailures.IsUnavailable(ex))
         {
             Drop(type, ex);
             return false;

@@ -109,9 +109,7 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
         }
     }
 
-    private static bool IsOutage(Exception ex) =>
-        ex is RedisConnectionException or RedisTimeoutException or ObjectDisposedException ||
-        (ex is RedisServerException server && (server.Message.StartsWith("LOADING", StringComparison.Ordinal) || server.Message.StartsWith("BUSY", StringComparison.Ordinal)));
+    private static bool IsOutage(Exception ex) => ex is ObjectDisposedException || Resilience.ValkeyFailures.IsUnavailable(ex);
 
     private bool InOutageWindow()
     {

@@ -47,6 +47,24 @@ public sealed class EventConsumerTests(ServersFixture fixture)
     }
 
     [Fact]
+    public async Task An_event_of_another_type_under_an_order_s_id_cannot_hide_the_order()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        var now = DateTimeOffset.UtcNow;
+        // A view that squats on the id the real order will carry, applied first, then the order itself.
+        await AnalyticsKit.AppendAsync(connection, [new AnalyticsEvent("order-7", EventTypes.ProductViewed, now, "squatter", 31)]);
+        var consumer = AnalyticsKit.Consumer(connection, "c");
+        await consumer.DrainAsync();
+        await AnalyticsKit.AppendAsync(connection, [new AnalyticsEvent("order-7", EventTypes.OrderPlaced, now, "buyer", Lines: [(32, 2)])]);
+        await consumer.DrainAsync();
+
+        Assert.Equal((2, 0), (consumer.Counters.Applied, consumer.Counters.Duplicates));
+        Assert.Equal(new Dictionary<long, long> { [32] = 2 }, await AnalyticsKit.BucketAsync(connection, "sold"));
+        Assert.Equal(new Dictionary<long, long> { [31] = 1 }, await AnalyticsKit.BucketAsync(connection, "views"));
+    }
+
+    [Fact]
     public async Task Two_consumers_in_the_group_apply_each_event_once()
     {
         const int N = 10_000;
