@@ -80,7 +80,7 @@ public static class Extensions
 
     /// <summary>
     /// <c>/health</c> (ready: every check, including Valkey and PostgreSQL) and <c>/alive</c> (live: the process only),
-    /// errors as ProblemDetails, and the OpenAPI document with a Scalar UI in Development.
+    /// errors as ProblemDetails, and authentication.
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
@@ -104,11 +104,22 @@ public static class Extensions
 
         app.MapHealthChecks(HealthEndpointPath);
         app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });
+        return app;
+    }
 
+    /// <summary>
+    /// The service's OpenAPI document at <c>/api/{name}/openapi/v1.json</c> in every environment, so it is reachable
+    /// through the gateway (and rate-limited like the rest) and a test can enumerate every operation; a Scalar UI over
+    /// it at <c>/api/{name}/docs</c> in Development.
+    /// </summary>
+    public static WebApplication MapApiDocuments(this WebApplication app, string name)
+    {
+        var document = $"/api/{name}/openapi/{{documentName}}.json";
+        app.MapOpenApi(document);
         if (app.Environment.IsDevelopment())
         {
-            app.MapOpenApi();
-            Scalar.AspNetCore.ScalarEndpointRouteBuilderExtensions.MapScalarApiReference(app);
+            Scalar.AspNetCore.ScalarEndpointRouteBuilderExtensions.MapScalarApiReference(app, $"/api/{name}/docs",
+                options => Scalar.AspNetCore.ScalarOptionsExtensions.WithOpenApiRoutePattern(options, document));
         }
         return app;
     }

@@ -9,6 +9,7 @@ builder.AddApplicationServices();
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
+app.MapApiDocuments("analytics");
 app.MapAnalyticsApi();
 app.MapAnalyticsAdminApi();
 

@@ -9,6 +9,7 @@ builder.AddApplicationServices();
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
+app.MapApiDocuments("cart");
 app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)
 app.MapCartApi();
 app.MapCartAdminApi();

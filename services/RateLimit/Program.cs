@@ -10,6 +10,7 @@ var app = builder.Build();
 
 app.WarnWithoutTrustedProxies();
 app.MapDefaultEndpoints();
+app.MapApiDocuments("ratelimit");
 app.UseGatewayRateLimiting();
 app.MapRateLimitApi();
 app.MapTokenApi();

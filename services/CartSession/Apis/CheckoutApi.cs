@@ -78,6 +78,7 @@ public static class CheckoutApi
     {
         email = email?.Trim();
         var at = email?.IndexOf('@') ?? -1;
-        return email is { Length: <= 254 } && at > 0 && at == email.LastIndexOf('@') && at < email.Length - 1 && !email.Any(char.IsWhiteSpace);
+        return email is { Length: <= 254 } && at > 0 && at == email.LastIndexOf('@') && at < email.Length - 1 &&
+            !email.Any(c => char.IsWhiteSpace(c) || char.IsControl(c));
     }
 }

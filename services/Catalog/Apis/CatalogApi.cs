@@ -126,8 +126,8 @@ public static class CatalogApi
         [AsParameters] CatalogServices services, CancellationToken cancellationToken, string? category = null, int page = 1, int pageSize = 20)
     {
         var errors = new Dictionary<string, string[]>();
-        if (category is { Length: 0 or > ProductRules.MaxCategoryLength })
-            errors["category"] = [$"1 to {ProductRules.MaxCategoryLength} characters."];
+        if (category is { Length: 0 or > ProductRules.MaxCategoryLength } || (category is not null && !ProductRules.IsCleanText(category)))
+            errors["category"] = [$"1 to {ProductRules.MaxCategoryLength} characters, no control characters."];
         if (page is < 1 or > 10_000)
             errors["page"] = ["1 to 10000."];
         if (pageSize is < 1 or > ProductRules.MaxPageSize)
