@@ -289,6 +289,26 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
     }
 
     [Fact]
+    public async Task A_cart_cookie_is_secure_when_the_client_used_https_at_the_ingress()
+    {
+        using var overTls = Shop.GatewayAsNewClient(out _);
+        overTls.DefaultRequestHeaders.Add("X-Forwarded-Proto", "https"); // said by the trusted proxy in front of the gateway
+        using var plain = Shop.GatewayAsNewClient(out _);
+        using var direct = CartHttp.Client(App.GetEndpoint("cart-session", "http"));
+        direct.DefaultRequestHeaders.Add("X-Forwarded-Proto", "https"); // said by nobody the service believes
+
+        var cookies = new List<string>();
+        foreach (var http in new[] { overTls, plain, direct })
+        {
+            using var added = await http.SendAsync(HttpMethod.Post, "/api/cart/items", null, new { productId = 3, quantity = 1 }, Ct);
+            Assert.Equal(HttpStatusCode.OK, added.StatusCode);
+            cookies.Add(added.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("shop.sid=", StringComparison.Ordinal)));
+        }
+
+        Assert.Equal([true, false, false], cookies.Select(c => c.Split(';').Any(a => a.Trim().Equals("secure", StringComparison.OrdinalIgnoreCase))));
+    }
+
+    [Fact]
     public async Task A_method_no_policy_names_falls_under_the_default_policy()
     {
         using var gateway = Shop.GatewayAsNewClient(out _);

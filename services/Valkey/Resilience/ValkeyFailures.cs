@@ -19,6 +19,8 @@ public static class ValkeyFailures
     {
         RedisConnectionException or RedisTimeoutException => true,
         RedisServerException server => IsTransientReply(server.Message),
+        // Cursor enumerations (SCAN, ZSCAN) surface a failed page wrapped in an AggregateException.
+        AggregateException aggregate => aggregate.Flatten().InnerExceptions.Count > 0 && aggregate.Flatten().InnerExceptions.All(IsUnavailable),
         // A script that failed on a transient reply is reported with the reply inside its message.
         RedisException { InnerException: { } inner } => IsUnavailable(inner),
         _ => false,
