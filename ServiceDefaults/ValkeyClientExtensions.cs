@@ -27,9 +27,13 @@ public static class ValkeyClientExtensions
             options.SyncTimeout = 2_000;
             options.AsyncTimeout = 2_000;
             options.BacklogPolicy = BacklogPolicy.FailFast;
-            // No tie-breaker key and no configuration channel: a service's ACL user reaches only its own keys and channels.
+            // A service's ACL user reaches only its own keys and channels and no administrative command
+            // (docs/security.md): no tie-breaker key, no configuration channel, and no INFO or CONFIG at connect, which
+            // would only fill the server's ACL LOG with refusals. The server is taken to be the version the app needs.
             options.TieBreaker = "";
             options.ConfigurationChannel = "";
+            options.CommandMap = CommandMap.Create(new HashSet<string> { "INFO", "CONFIG" }, available: false);
+            options.DefaultVersion = new Version(7, 0);
         });
 
         builder.Services.AddStackExchangeRedisCache(_ => { });

@@ -22,7 +22,7 @@ public static class PostgresHostingExtensions
 {
     public static ShopDatabases AddShopPostgres(this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port)
     {
-        var password = builder.AddPasswordParameter($"{name}-password");
+        var password = builder.AddPasswordParameter($"{name}-password", "The PostgreSQL superuser's password; only the AppHost uses it, to provision roles and databases.");
         IResourceBuilder<IResourceWithConnectionString> server;
         EndpointReference endpoint;
         if (mode == InfrastructureMode.Local)
@@ -38,9 +38,9 @@ public static class PostgresHostingExtensions
             (server, endpoint) = (Erase(container), container.Resource.PrimaryEndpoint);
         }
 
-        var catalog = new ServiceDatabase("catalogdb", "catalog", builder.AddPasswordParameter("postgres-catalog-password"), Replication: true);
-        var cart = new ServiceDatabase("cartdb", "cart", builder.AddPasswordParameter("postgres-cart-password"));
-        var analytics = new ServiceDatabase("analyticsdb", "analytics", builder.AddPasswordParameter("postgres-analytics-password"));
+        var catalog = new ServiceDatabase("catalogdb", "catalog", builder.AddPasswordParameter("postgres-catalog-password", "Password of the PostgreSQL role 'catalog' (owns catalogdb, REPLICATION for the change feed)."), Replication: true);
+        var cart = new ServiceDatabase("cartdb", "cart", builder.AddPasswordParameter("postgres-cart-password", "Password of the PostgreSQL role 'cart' (owns cartdb)."));
+        var analytics = new ServiceDatabase("analyticsdb", "analytics", builder.AddPasswordParameter("postgres-analytics-password", "Password of the PostgreSQL role 'analytics' (owns analyticsdb)."));
         ServiceDatabase[] all = [catalog, cart, analytics];
 
         if (builder.ExecutionContext.IsRunMode)

@@ -15,10 +15,14 @@ public sealed class ShopAuth
 {
     private ShopAuth(IDistributedApplicationBuilder builder)
     {
-        SigningKey = builder.AddPasswordParameter("auth-signing-key", length: 64);
-        DemoKey = builder.AddPasswordParameter("ratelimit-demo-key", length: 32);
-        OperatorKey = builder.AddPasswordParameter("operator-key", length: 32);
-        CatalogAdminKey = builder.AddPasswordParameter("catalog-admin-key", length: 32);
+        SigningKey = builder.AddPasswordParameter("auth-signing-key",
+            "HMAC-SHA256 key of the tokens the gateway issues and every service validates.", length: 64);
+        DemoKey = builder.AddPasswordParameter("ratelimit-demo-key",
+            "Key of the demo API client 'dashboard' (partner reads; the traffic commands use it).", length: 32);
+        OperatorKey = builder.AddPasswordParameter("operator-key",
+            "Key of the API client 'operator' (permission operator: /admin routes). Exchange it at POST /api/auth/token.", length: 32);
+        CatalogAdminKey = builder.AddPasswordParameter("catalog-admin-key",
+            "Key of the API client 'catalog-admin' (permission catalog.write). Exchange it at POST /api/auth/token.", length: 32);
     }
 
     /// <summary>HMAC-SHA256 key of every token (issued by the gateway, validated by every service).</summary>

@@ -28,7 +28,7 @@ public static class ValkeyAcl
     public static IReadOnlyDictionary<string, ValkeyUser> CreateUsers(IDistributedApplicationBuilder builder)
     {
         ValkeyUser User(string name, string keysAndChannels, string more = "") =>
-            new(name, builder.AddPasswordParameter($"valkey-{name}-password"), $"{keysAndChannels} {Commands} {more}".TrimEnd());
+            new(name, builder.AddPasswordParameter($"valkey-{name}-password", $"Password of the Valkey ACL user '{name}' (keys {name}:* only)."), $"{keysAndChannels} {Commands} {more}".TrimEnd());
         return new Dictionary<string, ValkeyUser>(StringComparer.Ordinal)
         {
             // Cache entries, locks, fences, the fill channel, output cache and HybridCache; publishes product views.

@@ -24,7 +24,7 @@ public static class ValkeyHostingExtensions
     public static IResourceBuilder<IValkeyResource> AddValkey(
         this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port, IEnumerable<ValkeyUser> users)
     {
-        var password = builder.AddPasswordParameter($"{name}-password");
+        var password = builder.AddPasswordParameter($"{name}-password", "The Valkey administrator's password (the default user); services have users of their own.");
         var maxMemory = builder.AddParameter($"{name}-maxmemory", DefaultMaxMemory)
             .WithDescription("Valkey's memory limit (maxmemory: 256mb, 1gb …). At the limit writes are refused (noeviction), never a cart evicted.")
             .Resource;
