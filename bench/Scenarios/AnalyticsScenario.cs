@@ -4,7 +4,8 @@ using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShopReference.Bench.Harness;
 using ShopReference.Testing;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;
 
@@ -122,7 +123,7 @@ public sealed class AnalyticsScenario : IScenario
         for (var offset = 0; offset < Events; offset += 1_000)
         {
             var batch = database.CreateBatch();
-            var adds = Enumerable.Range(offset, 1_000).Select(i => batch.StreamAddAsync(AnalyticsKeys.Stream,
+            var adds = Enumerable.Range(offset, 1_000).Select(i => batch.StreamAddAsync(EventStream.Key,
                 new AnalyticsEvent($"{prefix}-{i}", EventTypes.ProductViewed, now, $"v{i % 50_000}", i % Products + 1).ToFields(),
                 maxLength: EventPublisher.StreamMaxLength, useApproximateMaxLength: true)).ToArray();
             batch.Execute();

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Caching.StackExchangeRedis;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShopReference.Bench.Harness;
 using ShopReference.Testing;
-using ShopReference.Valkey.Carts;
+using ShopReference.CartSession.Carts;
 using StackExchange.Redis;
 
 namespace ShopReference.Bench.Scenarios;

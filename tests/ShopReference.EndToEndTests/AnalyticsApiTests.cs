@@ -2,7 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ShopReference.Testing;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 
 namespace ShopReference.EndToEndTests;
@@ -129,13 +130,13 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     {
         using var analytics = App.CreateHttpClient("analytics");
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
-        var before = await valkey.GetDatabase().StreamLengthAsync(AnalyticsKeys.Stream);
+        var before = await valkey.GetDatabase().StreamLengthAsync(EventStream.Key);
 
         using var response = await analytics.PostAsync("/api/analytics/events", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(before, await valkey.GetDatabase().StreamLengthAsync(AnalyticsKeys.Stream));
+        Assert.Equal(before, await valkey.GetDatabase().StreamLengthAsync(EventStream.Key));
     }
 
     [Fact]
@@ -207,7 +208,7 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
 
     private static async Task<bool> GroupDrainedAsync(IDatabase database)
     {
-        var group = (await database.StreamGroupInfoAsync(AnalyticsKeys.Stream)).Single(g => g.Name == AnalyticsKeys.ConsumerGroup);
+        var group = (await database.StreamGroupInfoAsync(EventStream.Key)).Single(g => g.Name == EventStream.ConsumerGroup);
         return group.Lag == 0 && group.PendingMessageCount == 0;
     }
 }

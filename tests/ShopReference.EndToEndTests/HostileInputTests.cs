@@ -6,8 +6,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CsCheck;
 using Npgsql;
-using ShopReference.Valkey.Analytics;
-using ShopReference.Valkey.Carts;
+using ShopReference.Valkey.Events;
+using ShopReference.Valkey;
 using StackExchange.Redis;
 
 namespace ShopReference.EndToEndTests;
@@ -116,10 +116,10 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
         await cart.OpenAsync(Ct);
         await using var orders = new NpgsqlCommand("select count(*) from orders", cart);
         var session = _cartCookie.Split('=', 2)[1];
-        var lines = await valkey.HashGetAllAsync(CartStore.Key(session));
+        var lines = await valkey.HashGetAllAsync(KeySchema.TaggedKey("cart", "session", KeySchema.Sha256Hex(session))); // CartStore.Key
         return $"{await products.ExecuteScalarAsync(Ct)}|{await orders.ExecuteScalarAsync(Ct)}|" +
             string.Join(",", lines.Where(l => l.Name != "s").OrderBy(l => (string?)l.Name, StringComparer.Ordinal).Select(l => $"{l.Name}={l.Value}")) +
-            $"|{await valkey.StreamLengthAsync(AnalyticsKeys.Stream)}";
+            $"|{await valkey.StreamLengthAsync(EventStream.Key)}";
     }
 
     /// <summary>One hostile value in one place: a path, query or header parameter, a body field, or the whole body.</summary>

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.EndToEndTests;
@@ -37,7 +37,7 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
         string resource, string method, string path, string allowed)
     {
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
-        var streamBefore = await valkey.GetDatabase().StreamLengthAsync(AnalyticsKeys.Stream);
+        var streamBefore = await valkey.GetDatabase().StreamLengthAsync(EventStream.Key);
 
         using var anonymous = await SendAsync(resource, method, path, token: null);
         using var partner = await SendAsync(resource, method, path, await Shop.TokenAsync("dashboard", Ct));
@@ -47,7 +47,7 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
         Assert.StartsWith("Bearer", anonymous.Headers.WwwAuthenticate.ToString());
         AssertRefused(partner, HttpStatusCode.Forbidden);
         AssertRefused(admin, HttpStatusCode.Forbidden);
-        Assert.Equal(streamBefore, await valkey.GetDatabase().StreamLengthAsync(AnalyticsKeys.Stream)); // no replay happened
+        Assert.Equal(streamBefore, await valkey.GetDatabase().StreamLengthAsync(EventStream.Key)); // no replay happened
         using var permitted = await SendAsync(resource, method, path, await Shop.TokenAsync(allowed, Ct));
         Assert.True(permitted.IsSuccessStatusCode, $"{allowed} on {method} {path}: {(int)permitted.StatusCode}");
     }
@@ -198,16 +198,16 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
 
         var trim = await Assert.ThrowsAnyAsync<RedisException>(() => service == "analytics"
             ? database.ExecuteAsync("FLUSHDB") // analytics owns the stream; what it may not do is clear the server
-            : database.StreamTrimAsync(AnalyticsKeys.Stream, 0));
+            : database.StreamTrimAsync(EventStream.Key, 0));
         Assert.StartsWith("NOPERM", trim.Message);
         if (publishes)
         {
             // An entry without an event: the consumer dead-letters it, so it counts nowhere.
-            Assert.False((await database.StreamAddAsync(AnalyticsKeys.Stream, "acl-test", service)).IsNull);
+            Assert.False((await database.StreamAddAsync(EventStream.Key, "acl-test", service)).IsNull);
         }
         else
         {
-            Assert.StartsWith("NOPERM", (await Assert.ThrowsAsync<RedisServerException>(() => database.StreamAddAsync(AnalyticsKeys.Stream, "acl-test", service))).Message);
+            Assert.StartsWith("NOPERM", (await Assert.ThrowsAsync<RedisServerException>(() => database.StreamAddAsync(EventStream.Key, "acl-test", service))).Message);
         }
     }
 

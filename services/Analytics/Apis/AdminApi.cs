@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.Analytics.Data;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 
 namespace ShopReference.Analytics.Apis;
@@ -33,9 +34,9 @@ public static class AdminApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["count"] = [$"1 to {MaxReplay}."] });
         }
         var database = multiplexer.GetDatabase();
-        var last = await database.StreamRangeAsync(AnalyticsKeys.Stream, "-", "+", count, Order.Descending);
+        var last = await database.StreamRangeAsync(EventStream.Key, "-", "+", count, Order.Descending);
         var batch = database.CreateBatch();
-        var adds = last.Reverse().Select(e => batch.StreamAddAsync(AnalyticsKeys.Stream, e.Values, maxLength: EventPublisher.StreamMaxLength, useApproximateMaxLength: true)).ToArray();
+        var adds = last.Reverse().Select(e => batch.StreamAddAsync(EventStream.Key, e.Values, maxLength: EventPublisher.StreamMaxLength, useApproximateMaxLength: true)).ToArray();
         batch.Execute();
         await Task.WhenAll(adds);
         return TypedResults.Ok(new Replayed(adds.Length));

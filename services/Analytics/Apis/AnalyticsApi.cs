@@ -1,7 +1,8 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.ServiceClients;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 
 namespace ShopReference.Analytics.Apis;

@@ -1,7 +1,8 @@
 using ShopReference.ServiceClients;
 using ShopReference.Analytics.Data;
 using ShopReference.Analytics.Workers;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;
 

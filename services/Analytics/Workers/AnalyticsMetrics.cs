@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 
 namespace ShopReference.Analytics.Workers;
 

@@ -1,4 +1,5 @@
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 
 namespace ShopReference.Analytics.Workers;
@@ -18,8 +19,8 @@ public sealed class ConsumerWorker(EventConsumer consumer, IConnectionMultiplexe
         {
             try
             {
-                var group = (await multiplexer.GetDatabase().StreamGroupInfoAsync(AnalyticsKeys.Stream))
-                    .FirstOrDefault(g => g.Name == AnalyticsKeys.ConsumerGroup);
+                var group = (await multiplexer.GetDatabase().StreamGroupInfoAsync(EventStream.Key))
+                    .FirstOrDefault(g => g.Name == EventStream.ConsumerGroup);
                 metrics.Sampled(group.Lag ?? -1, group.PendingMessageCount);
             }
             catch (Exception ex) when (ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex))

@@ -1,8 +1,7 @@
 using ShopReference.ServiceClients;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.CartSession.Carts;
-using ShopReference.Valkey.Analytics;
-using ShopReference.Valkey.Carts;
+using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.CartSession.Apis;

@@ -1,4 +1,4 @@
-using ShopReference.Valkey.Carts;
+using ShopReference.CartSession.Carts;
 
 namespace ShopReference.CartSession.Carts;
 

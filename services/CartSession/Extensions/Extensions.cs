@@ -4,8 +4,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
-using ShopReference.Valkey.Analytics;
-using ShopReference.Valkey.Carts;
+using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.CartSession.Extensions;

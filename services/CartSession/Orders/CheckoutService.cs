@@ -3,8 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ShopReference.CartSession.Carts;
 using ShopReference.Valkey;
-using ShopReference.Valkey.Analytics;
-using ShopReference.Valkey.Carts;
+using ShopReference.Valkey.Events;
 
 namespace ShopReference.CartSession.Orders;
 

@@ -1,4 +1,4 @@
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
 
 namespace ShopReference.Catalog.Analytics;
 

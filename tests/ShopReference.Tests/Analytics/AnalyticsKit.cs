@@ -1,6 +1,7 @@
 using ShopReference.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Analytics;
@@ -18,7 +19,7 @@ internal static class AnalyticsKit
         foreach (var chunk in events.Chunk(1000))
         {
             var batch = database.CreateBatch();
-            var adds = chunk.Select(e => batch.StreamAddAsync(AnalyticsKeys.Stream, e.ToFields())).ToArray();
+            var adds = chunk.Select(e => batch.StreamAddAsync(EventStream.Key, e.ToFields())).ToArray();
             batch.Execute();
             await Task.WhenAll(adds);
         }
@@ -39,5 +40,5 @@ internal static class AnalyticsKit
     }
 
     public static async Task<long> PendingAsync(IConnectionMultiplexer connection) =>
-        (await connection.GetDatabase().StreamPendingAsync(AnalyticsKeys.Stream, AnalyticsKeys.ConsumerGroup)).PendingMessageCount;
+        (await connection.GetDatabase().StreamPendingAsync(EventStream.Key, EventStream.ConsumerGroup)).PendingMessageCount;
 }

@@ -2,7 +2,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Analytics;
+using ShopReference.Valkey.Events;
+using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Analytics;
@@ -109,7 +110,7 @@ public sealed class EventConsumerTests(ServersFixture fixture)
         var forgotten = await survivor.ForgetIdleConsumersAsync();
 
         Assert.Equal(1, forgotten);
-        var members = await connection.GetDatabase().StreamConsumerInfoAsync(AnalyticsKeys.Stream, AnalyticsKeys.ConsumerGroup);
+        var members = await connection.GetDatabase().StreamConsumerInfoAsync(EventStream.Key, EventStream.ConsumerGroup);
         Assert.Equal(["crashed"], members.Select(m => (string)m.Name!));
         Assert.Equal(10, await AnalyticsKit.PendingAsync(connection));
     }
@@ -139,10 +140,10 @@ public sealed class EventConsumerTests(ServersFixture fixture)
         var consumer = AnalyticsKit.Consumer(connection, "c");
         var database = connection.GetDatabase();
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("id", "e1"), new("type", "product.liked"), new("ts", now), new("product", 1)]);
-        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("id", "e2"), new("type", EventTypes.ProductViewed), new("ts", now)]);
-        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("id", "e3"), new("type", EventTypes.ProductViewed), new("ts", now - (long)TimeSpan.FromDays(3).TotalMilliseconds), new("product", 1)]);
-        await database.StreamAddAsync(AnalyticsKeys.Stream, [new("type", EventTypes.ProductViewed)]);
+        await database.StreamAddAsync(EventStream.Key, [new("id", "e1"), new("type", "product.liked"), new("ts", now), new("product", 1)]);
+        await database.StreamAddAsync(EventStream.Key, [new("id", "e2"), new("type", EventTypes.ProductViewed), new("ts", now)]);
+        await database.StreamAddAsync(EventStream.Key, [new("id", "e3"), new("type", EventTypes.ProductViewed), new("ts", now - (long)TimeSpan.FromDays(3).TotalMilliseconds), new("product", 1)]);
+        await database.StreamAddAsync(EventStream.Key, [new("type", EventTypes.ProductViewed)]);
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(1));
 
         await consumer.DrainAsync();

@@ -5,7 +5,7 @@ using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Extensions;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Carts;
+using ShopReference.CartSession.Carts;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Carts;

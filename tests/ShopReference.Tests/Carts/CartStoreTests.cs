@@ -1,6 +1,6 @@
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Carts;
+using ShopReference.CartSession.Carts;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Carts;

@@ -7,8 +7,7 @@ using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Analytics;
-using ShopReference.Valkey.Carts;
+using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Carts;

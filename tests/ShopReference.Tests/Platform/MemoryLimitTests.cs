@@ -6,7 +6,7 @@ using ShopReference.Catalog.Data;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using ShopReference.Valkey.Caching;
-using ShopReference.Valkey.Carts;
+using ShopReference.CartSession.Carts;
 using ShopReference.Valkey.RateLimiting;
 using ShopReference.Valkey.Resilience;
 using StackExchange.Redis;

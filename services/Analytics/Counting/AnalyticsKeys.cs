@@ -1,6 +1,9 @@
 using System.Globalization;
 
-namespace ShopReference.Valkey.Analytics;
+using ShopReference.Valkey;
+using ShopReference.Valkey.Events;
+
+namespace ShopReference.Analytics.Counting;
 
 /// <summary>
 /// Every analytics key, from one place (docs/keys.md). All of them carry the hash tag <c>{shop}</c>: one apply script
@@ -9,12 +12,8 @@ namespace ShopReference.Valkey.Analytics;
 /// </summary>
 public static class AnalyticsKeys
 {
-    public const string Tag = "shop";
+    public const string Tag = EventStream.Tag;
     public const string Prefix = "analytics:";
-    public const string ConsumerGroup = "analytics";
-
-    /// <summary>The event stream (<c>XADD … MAXLEN ~</c>).</summary>
-    public static readonly string Stream = KeySchema.TaggedKey("analytics", "events", Tag);
 
     /// <summary>The dead-letter stream: entries that failed validation, with the reason; bounded.</summary>
     public static readonly string DeadLetters = KeySchema.TaggedKey("analytics", "dead", Tag);

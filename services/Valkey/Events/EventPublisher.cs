@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Analytics;
+namespace ShopReference.Valkey.Events;
 
 /// <summary>
 /// Publishes analytics events from a service's request path: one <c>XADD … MAXLEN ~</c>, awaited, and never an
@@ -53,7 +53,7 @@ public sealed class EventPublisher
         }
         try
         {
-            await _database.StreamAddAsync(AnalyticsKeys.Stream, analyticsEvent.ToFields(), maxLength: StreamMaxLength, useApproximateMaxLength: true).ConfigureAwait(false);
+            await _database.StreamAddAsync(EventStream.Key, analyticsEvent.ToFields(), maxLength: StreamMaxLength, useApproximateMaxLength: true).ConfigureAwait(false);
             _published.Add(1, type);
             return true;
         }

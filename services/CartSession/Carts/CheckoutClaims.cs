@@ -1,8 +1,9 @@
 using System.Globalization;
+using ShopReference.Valkey;
 using ShopReference.Valkey.Scripting;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Carts;
+namespace ShopReference.CartSession.Carts;
 
 /// <summary>What a claim attempt found: ours to work on, someone else's still running, or an order already placed.</summary>
 public enum ClaimState

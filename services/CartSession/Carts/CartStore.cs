@@ -1,8 +1,9 @@
 using System.Globalization;
+using ShopReference.Valkey;
 using ShopReference.Valkey.Scripting;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Carts;
+namespace ShopReference.CartSession.Carts;
 
 /// <summary>The result of a cart change.</summary>
 public enum CartChange

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Analytics;
+namespace ShopReference.Valkey.Events;
 
 /// <summary>The event types the pipeline knows; anything else is refused (API) or dead-lettered (stream).</summary>
 public static class EventTypes
@@ -125,6 +125,7 @@ public static class EventRules
     /// <summary>A visitor id from an opaque token (session id, client address): a short hash, never the token.</summary>
     public static string VisitorFrom(string token) => KeySchema.Sha256Hex(token)[..24];
 
-    internal static string Describe(Dictionary<string, string[]> errors) =>
+    /// <summary>The problems as one line, for a dead letter's reason.</summary>
+    public static string Describe(Dictionary<string, string[]> errors) =>
         new StringBuilder().AppendJoin("; ", errors.Select(e => $"{e.Key}: {string.Join(' ', e.Value)}")).ToString();
 }

@@ -2,9 +2,11 @@ using System.Globalization;
 using System.Text.Json;
 using ShopReference.Valkey.Caching;
 using ShopReference.Valkey.Scripting;
+using ShopReference.Valkey;
+using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Analytics;
+namespace ShopReference.Analytics.Counting;
 
 /// <summary>One leaderboard row: a product and its count in the window.</summary>
 public sealed record LeaderboardEntry(long ProductId, long Count);

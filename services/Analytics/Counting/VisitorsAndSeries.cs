@@ -1,6 +1,8 @@
+using ShopReference.Valkey;
+using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Analytics;
+namespace ShopReference.Analytics.Counting;
 
 /// <summary>Unique visitors (HyperLogLog: about 12 KB per day whatever the traffic, standard error 0.81 %) and per-minute counters.</summary>
 public sealed class AnalyticsReads(IConnectionMultiplexer multiplexer, TimeProvider? time = null)
