@@ -13,6 +13,9 @@ namespace Microsoft.Extensions.Hosting;
 /// </summary>
 public sealed class DegradingOutputCacheStore(IOutputCacheStore inner, ILogger<DegradingOutputCacheStore> logger) : IOutputCacheBufferStore
 {
+    /// <summary>The Valkey store itself, for a caller that must know an eviction failed (change-data capture).</summary>
+    public IOutputCacheStore Inner => inner;
+
     public async ValueTask<byte[]?> GetAsync(string key, CancellationToken cancellationToken)
     {
         try

@@ -172,7 +172,7 @@ public static class CatalogApi
         {
             return InvalidId(id);
         }
-        await cache.RemoveAsync(productId);
+        await cache.EvictAsync(productId);
         return TypedResults.NoContent();
     }
 

@@ -12,7 +12,9 @@ public sealed class CatalogMetrics
     public const string MeterName = "ShopReference.Catalog";
     private readonly Counter<long> _degraded;
     private readonly Histogram<double> _cdcLag;
+    private readonly Counter<long> _slotRecreations;
     private long _degradedCount;
+    private long _retainedWal = -1;
     private double _lastCdcLagMs;
 
     public CatalogMetrics(IMeterFactory meterFactory, SingleFlightCache cache)
@@ -29,6 +31,10 @@ public sealed class CatalogMetrics
         counters.LockWaited += waited => lockWait.Record(waited.TotalMilliseconds);
         _degraded = meter.CreateCounter<long>("shopreference.catalog.degraded.reads", "{read}", "Reads and writes that bypassed Valkey because it was unreachable.");
         _cdcLag = meter.CreateHistogram<double>("shopreference.catalog.cdc.lag", "ms", "Commit-to-cache delay of change-data capture.");
+        meter.CreateObservableGauge("shopreference.catalog.cdc.retained_wal", () => Interlocked.Read(ref _retainedWal), "By",
+            "WAL the server keeps for the change feed's slot (current position minus its confirmed position).");
+        _slotRecreations = meter.CreateCounter<long>("shopreference.catalog.cdc.slot_recreations", "{slot}",
+            "Times the change feed's slot had to be created again (dropped, lost in a failover, invalidated); each resets the cache.");
         Counters = counters;
     }
 
@@ -41,6 +47,13 @@ public sealed class CatalogMetrics
         Interlocked.Increment(ref _degradedCount);
         _degraded.Add(1);
     }
+
+    /// <summary>Bytes of WAL retained for the feed's slot, -1 when unknown (no slot yet).</summary>
+    public long RetainedWalBytes => Interlocked.Read(ref _retainedWal);
+
+    public void RetainedWal(long? bytes) => Interlocked.Exchange(ref _retainedWal, bytes ?? -1);
+
+    public void SlotRecreated() => _slotRecreations.Add(1);
 
     public void CdcApplied(TimeSpan lag)
     {

@@ -40,7 +40,10 @@ public sealed class ProductCache(SingleFlightCache cache, CatalogDatabase databa
         }
     }
 
-    /// <summary>Write-through (and change-data capture): stores this version unless a newer one is already cached.</summary>
+    /// <summary>
+    /// The API's write-through: stores this version unless a newer one is cached. When Valkey is unavailable the write
+    /// is not lost — the database has it, and the change feed applies it once Valkey is back — so this degrades to false.
+    /// </summary>
     public async Task<bool> StoreAsync(Product product)
     {
         try
@@ -49,14 +52,27 @@ public sealed class ProductCache(SingleFlightCache cache, CatalogDatabase databa
         }
         catch (Exception ex) when (ValkeyFailures.IsUnavailable(ex))
         {
-            // The database has the write; the cached copy may be stale until change-data capture or its TTL fixes it.
             metrics.Degraded();
-            logger.LogWarning("Valkey unavailable, product {Id} version {Version} not written through: {Message}", product.Id, product.Version, ex.Message);
+            logger.LogWarning("Valkey unavailable, product {Id} version {Version} not written through (the change feed will): {Message}", product.Id, product.Version, ex.Message);
             return false;
         }
     }
 
-    public Task<bool> RemoveAsync(long id) => cache.RemoveAsync(Key(id));
+    /// <summary>
+    /// Change-data capture's write: this committed version (version-guarded, so replaying it is harmless). It throws
+    /// when Valkey cannot take it: the feed must not confirm a change it did not apply.
+    /// </summary>
+    /// <param name="inserted">The row was created: it may replace the tombstone of an earlier deletion of the same id.</param>
+    public Task ApplyChangeAsync(Product product, bool inserted) => cache.SetAsync(Key(product.Id), Serialize(product), Entry, inserted);
+
+    /// <summary>Change-data capture's delete: a tombstone, so no load that read the row before can bring it back. Throws like <see cref="ApplyChangeAsync"/>.</summary>
+    public Task ApplyDeleteAsync(long id) => cache.DeleteAsync(Key(id));
+
+    /// <summary>Evicts one product's entry (the operator's stampede demonstration); the next read loads it.</summary>
+    public Task<bool> EvictAsync(long id) => cache.RemoveAsync(Key(id));
+
+    /// <summary>The pattern that finds every product entry (and its lock and fence) with SCAN.</summary>
+    public const string KeyPattern = "catalog:product:{*}*";
 
     private async Task<OriginValue> LoadAsync(long id, CancellationToken cancellationToken) =>
         await database.GetAsync(id, cancellationToken) is { } product ? Serialize(product) : OriginValue.NotFound;

@@ -13,17 +13,27 @@ namespace ShopReference.Catalog.ChangeFeed;
 /// <summary>
 /// Change-data capture: reads the <c>products</c> changes from PostgreSQL's logical replication (pgoutput, the
 /// <c>catalog_products</c> publication, the <c>catalog_cache</c> slot) and writes each committed version through to the
-/// cache (or removes a deleted product), then evicts the listing pages. A change made by any writer, the API or
-/// <c>psql</c>, reaches the cache. Its position is acknowledged only after the cache has been updated, so a worker that
-/// stops or crashes replays what it had not applied. A slot streams to one connection at a time, so with several
-/// replicas one of them is the reader and the others retry until it goes away: PostgreSQL elects the leader.
+/// cache (a deleted product leaves a tombstone), then evicts the listing pages. A change made by any writer, the API or
+/// <c>psql</c>, reaches the cache.
+/// <list type="bullet">
+/// <item>A position is confirmed only after every cache write, tombstone and eviction of its transaction succeeded;
+/// when Valkey cannot take one, the feed stops before confirming and the change is applied again when it reconnects.
+/// The version guard makes that replay harmless.</item>
+/// <item>When no product changes, the feed touches a heartbeat row every <see cref="HeartbeatInterval"/>, so it keeps
+/// confirming and the server can release the WAL that other databases write (bounded WAL).</item>
+/// <item>A slot that had to be recreated resets the cache (<see cref="ReplicationSlot"/>).</item>
+/// <item>A slot streams to one connection at a time, so with several replicas one of them is the reader and the others
+/// retry until it goes away: PostgreSQL elects the leader.</item>
+/// </list>
 /// </summary>
 public sealed class ProductChangeFeed(
-    NpgsqlDataSource dataSource, IConfiguration configuration, ProductCache cache, IOutputCacheStore outputCache, CatalogMetrics metrics,
-    CatalogInitializer initializer, ILogger<ProductChangeFeed> logger) : BackgroundService
+    NpgsqlDataSource dataSource, IConfiguration configuration, ProductCache cache, CatalogDatabase database, IOutputCacheStore outputCache,
+    CatalogMetrics metrics, CatalogInitializer initializer, ReplicationSlot slot, ILogger<ProductChangeFeed> logger) : BackgroundService
 {
-    public const string SlotName = "catalog_cache";
+    public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan SampleInterval = TimeSpan.FromSeconds(5);
+    private long _lastConfirmedTicks;
 
     // The data source hides the password once opened; a replication connection needs the full connection string.
     private string ReplicationConnectionString => configuration.GetConnectionString("catalogdb")
@@ -32,6 +42,7 @@ public sealed class ProductChangeFeed(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await initializer.Completion.WaitAsync(stoppingToken);
+        _ = SampleRetainedWalAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -46,9 +57,15 @@ public sealed class ProductChangeFeed(
             {
                 logger.LogDebug("Another catalog instance reads the change feed; retrying in {Delay}.", RetryDelay);
             }
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.ObjectNotInPrerequisiteState or PostgresErrorCodes.UndefinedObject)
+            {
+                // The slot was invalidated or dropped under us: drop what is left, and the next round recreates it.
+                logger.LogWarning("Replication slot {Slot} cannot stream ({Message}); it will be recreated.", ReplicationSlot.Name, ex.MessageText);
+                await TryAsync(() => slot.DropAsync(stoppingToken));
+            }
             catch (Exception ex)
             {
-                logger.LogWarning(ex, "The change feed stopped; reconnecting in {Delay}.", RetryDelay);
+                logger.LogWarning(ex, "The change feed stopped before confirming what it had not applied; reconnecting in {Delay}.", RetryDelay);
             }
             await Task.Delay(RetryDelay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
         }
@@ -56,65 +73,148 @@ public sealed class ProductChangeFeed(
 
     private async Task StreamAsync(CancellationToken stoppingToken)
     {
-        var slot = await EnsureSlotAsync(stoppingToken);
-        if (await SlotIsActiveAsync(stoppingToken))
+        var replicationSlot = await slot.EnsureAsync(ReplicationConnectionString, stoppingToken);
+        if (await slot.IsActiveAsync(stoppingToken))
         {
             return; // another replica is the reader; ask again after the retry delay
         }
         await using var connection = new LogicalReplicationConnection(ReplicationConnectionString);
         await connection.Open(stoppingToken);
-        logger.LogInformation("Reading the product change feed from slot {Slot}.", SlotName);
+        logger.LogInformation("Reading the product change feed from slot {Slot}.", ReplicationSlot.Name);
 
-        var changed = new List<Product>();
-        var deleted = new List<long>();
-        await foreach (var message in connection.StartReplication(slot,
-            new PgOutputReplicationOptions(CatalogInitializer.Publication, PgOutputProtocolVersion.V1), stoppingToken))
+        using var streaming = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        Volatile.Write(ref _lastConfirmedTicks, Environment.TickCount64);
+        var heartbeat = HeartbeatAsync(streaming.Token);
+        try
         {
-            switch (message)
+            var changed = new List<(Product Product, bool Inserted)>();
+            var deleted = new List<long>();
+            var reread = new List<long>();
+            await foreach (var message in connection.StartReplication(replicationSlot,
+                new PgOutputReplicationOptions(CatalogInitializer.Publication, PgOutputProtocolVersion.V1), stoppingToken))
             {
-                case InsertMessage insert:
-                    await AddAsync(insert.NewRow, changed, deleted, stoppingToken);
-                    break;
-                case UpdateMessage update:
-                    await AddAsync(update.NewRow, changed, deleted, stoppingToken);
-                    break;
-                case KeyDeleteMessage delete:
-                    deleted.Add(await FirstColumnAsync(delete.Key, stoppingToken));
-                    break;
-                case FullDeleteMessage delete:
-                    deleted.Add(await FirstColumnAsync(delete.OldRow, stoppingToken));
-                    break;
-                case CommitMessage commit:
-                    await ApplyAsync(changed, deleted, stoppingToken);
-                    metrics.CdcApplied(DateTimeOffset.UtcNow - new DateTimeOffset(commit.TransactionCommitTimestamp, TimeSpan.Zero));
-                    changed.Clear();
-                    deleted.Clear();
-                    // Only now is the change safe in the cache: acknowledge it, so a restart resumes after it and not before.
-                    connection.SetReplicationStatus(commit.TransactionEndLsn);
-                    await connection.SendStatusUpdate(stoppingToken);
-                    break;
+                switch (message)
+                {
+                    case InsertMessage insert when IsProducts(insert.Relation):
+                        await AddAsync(insert.NewRow, inserted: true, changed, reread, stoppingToken);
+                        break;
+                    case UpdateMessage update when IsProducts(update.Relation):
+                        await AddAsync(update.NewRow, inserted: false, changed, reread, stoppingToken);
+                        break;
+                    case KeyDeleteMessage delete when IsProducts(delete.Relation):
+                        deleted.Add(await FirstColumnAsync(delete.Key, stoppingToken));
+                        break;
+                    case FullDeleteMessage delete when IsProducts(delete.Relation):
+                        deleted.Add(await FirstColumnAsync(delete.OldRow, stoppingToken));
+                        break;
+                    case CommitMessage commit:
+                        // Throws when Valkey cannot take a change: the position is then not confirmed, and it is replayed.
+                        await ApplyAsync(changed, deleted, reread, stoppingToken);
+                        if (changed.Count > 0 || deleted.Count > 0 || reread.Count > 0)
+                        {
+                            metrics.CdcApplied(DateTimeOffset.UtcNow - new DateTimeOffset(commit.TransactionCommitTimestamp, TimeSpan.Zero));
+                        }
+                        changed.Clear();
+                        deleted.Clear();
+                        reread.Clear();
+                        // Only now is the change safe in the cache: acknowledge it, so a restart resumes after it and not before.
+                        connection.SetReplicationStatus(commit.TransactionEndLsn);
+                        await connection.SendStatusUpdate(stoppingToken);
+                        Volatile.Write(ref _lastConfirmedTicks, Environment.TickCount64);
+                        break;
+                }
             }
+        }
+        finally
+        {
+            await streaming.CancelAsync();
+            await heartbeat;
         }
     }
 
-    private async Task ApplyAsync(List<Product> changed, List<long> deleted, CancellationToken cancellationToken)
+    private static bool IsProducts(RelationMessage relation) => relation.RelationName == "products";
+
+    private async Task ApplyAsync(List<(Product Product, bool Inserted)> changed, List<long> deleted, List<long> reread, CancellationToken cancellationToken)
     {
-        if (changed.Count == 0 && deleted.Count == 0)
+        if (changed.Count == 0 && deleted.Count == 0 && reread.Count == 0)
         {
-            return;
+            return; // a heartbeat
         }
-        foreach (var product in changed)
+        // A row whose large column was not sent (unchanged TOAST) is read whole; what PostgreSQL holds now is at least
+        // this version, and the version guard keeps whatever is newer.
+        foreach (var id in reread)
         {
-            await cache.StoreAsync(product); // version-guarded: a newer write-through is never replaced by this one
+            if (await database.GetAsync(id, cancellationToken) is { } current)
+            {
+                changed.Add((current, false));
+            }
+        }
+        foreach (var (product, inserted) in changed)
+        {
+            await cache.ApplyChangeAsync(product, inserted); // version-guarded: a newer write-through is never replaced by this one
         }
         foreach (var id in deleted)
         {
-            await cache.RemoveAsync(id);
+            await cache.ApplyDeleteAsync(id);
         }
-        await outputCache.EvictByTagAsync(CatalogApi.ListTag, cancellationToken);
+        await ReplicationSlot.Strict(outputCache).EvictByTagAsync(CatalogApi.ListTag, cancellationToken);
     }
 
-    private static async Task AddAsync(ReplicationTuple row, List<Product> changed, List<long> deleted, CancellationToken cancellationToken)
+    // While this replica streams: when nothing was confirmed for a while, touch the heartbeat row. Its commit flows
+    // through the feed like any other and is confirmed, so the slot's position follows the server's even when the
+    // catalog is quiet and only other databases write.
+    private async Task HeartbeatAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(HeartbeatInterval / 2);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                if (Environment.TickCount64 - Volatile.Read(ref _lastConfirmedTicks) < HeartbeatInterval.TotalMilliseconds)
+                {
+                    continue;
+                }
+                await TryAsync(async () =>
+                {
+                    await using var touch = dataSource.CreateCommand(
+                        $"insert into {CatalogInitializer.HeartbeatTable} (id, at) values (1, now()) on conflict (id) do update set at = excluded.at");
+                    await touch.ExecuteNonQueryAsync(cancellationToken);
+                });
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task SampleRetainedWalAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(SampleInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                await TryAsync(async () => metrics.RetainedWal(await slot.RetainedBytesAsync(cancellationToken)));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task TryAsync(Func<Task> action)
+    {
+        try
+        {
+            await action();
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            logger.LogDebug(ex, "A change-feed chore failed; it runs again at the next interval.");
+        }
+    }
+
+    private static async Task AddAsync(ReplicationTuple row, bool inserted, List<(Product, bool)> changed, List<long> reread, CancellationToken cancellationToken)
     {
         var values = new List<object?>(9);
         var complete = true;
@@ -122,7 +222,7 @@ public sealed class ProductChangeFeed(
         {
             if (value.Kind == TupleDataKind.UnchangedToastedValue)
             {
-                complete = false; // a large unchanged column was not sent: evict instead of refreshing
+                complete = false; // a large unchanged column was not sent: the row is read whole at the commit
                 values.Add(null);
                 continue;
             }
@@ -131,13 +231,13 @@ public sealed class ProductChangeFeed(
         var id = long.Parse((string)values[0]!, System.Globalization.CultureInfo.InvariantCulture);
         if (!complete)
         {
-            deleted.Add(id);
+            reread.Add(id);
             return;
         }
         var inv = System.Globalization.CultureInfo.InvariantCulture;
-        changed.Add(new Product(id, (string)values[1]!, (string)values[2]!, (string)values[3]!, (string)values[4]!,
+        changed.Add((new Product(id, (string)values[1]!, (string)values[2]!, (string)values[3]!, (string)values[4]!,
             decimal.Parse((string)values[5]!, inv), int.Parse((string)values[6]!, inv), int.Parse((string)values[7]!, inv),
-            DateTimeOffset.Parse((string)values[8]!, inv)));
+            DateTimeOffset.Parse((string)values[8]!, inv)), inserted));
     }
 
     private static async Task<long> FirstColumnAsync(ReplicationTuple row, CancellationToken cancellationToken)
@@ -153,34 +253,5 @@ public sealed class ProductChangeFeed(
             first = false;
         }
         return id;
-    }
-
-    private async Task<bool> SlotIsActiveAsync(CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("select active from pg_replication_slots where slot_name = $1");
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = SlotName });
-        return await command.ExecuteScalarAsync(cancellationToken) is true;
-    }
-
-    private async Task<PgOutputReplicationSlot> EnsureSlotAsync(CancellationToken cancellationToken)
-    {
-        await using (var command = dataSource.CreateCommand("select 1 from pg_replication_slots where slot_name = $1"))
-        {
-            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = SlotName });
-            if (await command.ExecuteScalarAsync(cancellationToken) is not null)
-            {
-                return new PgOutputReplicationSlot(SlotName);
-            }
-        }
-        await using var connection = new LogicalReplicationConnection(ReplicationConnectionString);
-        await connection.Open(cancellationToken);
-        try
-        {
-            return await connection.CreatePgOutputReplicationSlot(SlotName, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.NoExport, cancellationToken: cancellationToken);
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.DuplicateObject)
-        {
-            return new PgOutputReplicationSlot(SlotName); // another replica created it first
-        }
     }
 }

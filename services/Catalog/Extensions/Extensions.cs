@@ -26,6 +26,7 @@ public static class Extensions
         builder.Services.AddSingleton<CatalogDatabase>();
         builder.Services.AddSingleton<CatalogMetrics>();
         builder.Services.AddSingleton<ProductCache>();
+        builder.Services.AddSingleton<ReplicationSlot>();
         builder.Services.AddHostedService<ProductChangeFeed>();
         builder.Services.AddSingleton<EventPublisher>();
         builder.Services.AddHttpClient<TrendingClient>(http => http.BaseAddress = new Uri("https+http://analytics"));

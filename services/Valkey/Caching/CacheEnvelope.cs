@@ -4,17 +4,19 @@ using System.Text;
 namespace ShopReference.Valkey.Caching;
 
 /// <summary>
-/// How an entry is stored: one string <c>{version}:{softExpiryMs}:{negative}:{payload}</c>, so a hit is a single
+/// How an entry is stored: one string <c>{version}:{softExpiryMs}:{flag}:{payload}</c>, so a hit is a single
 /// <c>GET</c> of one bulk reply (a hash read costs more on the server and on the client), and the fill script can
-/// read the version with one pattern match.
+/// read the version and the flag with one pattern match. The flag is <c>0</c> for a value, <c>1</c> for "not found"
+/// and <c>2</c> for a tombstone: "deleted at the origin", which reads as not found and refuses loads that started earlier.
 /// </summary>
 public static class CacheEnvelope
 {
-    public readonly record struct Entry(long Version, long SoftExpiryMs, bool Negative, ReadOnlyMemory<byte> Payload);
+    public readonly record struct Entry(long Version, long SoftExpiryMs, bool Negative, ReadOnlyMemory<byte> Payload, bool Deleted = false);
 
-    public static byte[] Encode(OriginValue value, long softExpiryMs)
+    public static byte[] Encode(OriginValue value, long softExpiryMs, bool deleted = false)
     {
-        var header = Encoding.ASCII.GetBytes($"{value.Version}:{softExpiryMs}:{(value.Payload is null ? 1 : 0)}:");
+        var flag = deleted ? 2 : value.Payload is null ? 1 : 0;
+        var header = Encoding.ASCII.GetBytes($"{value.Version}:{softExpiryMs}:{flag}:");
         var payload = value.Payload ?? [];
         var bytes = new byte[header.Length + payload.Length];
         header.CopyTo(bytes, 0);
@@ -34,7 +36,10 @@ public static class CacheEnvelope
         offset += used + 1;
         if (span.Length < offset + 2 || span[offset + 1] != (byte)':')
             return false;
-        entry = new Entry(version, soft, span[offset] == (byte)'1', stored[(offset + 2)..]);
+        var flag = span[offset];
+        if (flag is not ((byte)'0' or (byte)'1' or (byte)'2'))
+            return false;
+        entry = new Entry(version, soft, flag != (byte)'0', stored[(offset + 2)..], Deleted: flag == (byte)'2');
         return true;
     }
 }

@@ -57,14 +57,23 @@ public sealed record CacheEntryOptions
 /// <summary>Tuning of the herd protection.</summary>
 public sealed record SingleFlightOptions
 {
-    /// <summary>How long a loader holds the cross-instance lock; a loader that takes longer is fenced off.</summary>
-    public TimeSpan LockLease { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How long a loader's cross-process lock lives without renewal. The holder renews it four times per lease while its
+    /// load runs, so only a holder that died (or was starved of CPU for most of a lease) loses it; waiters then take over.
+    /// </summary>
+    public TimeSpan LockLease { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a waiter waits for the fill before loading the origin itself.</summary>
-    public TimeSpan WaitTimeout { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>How often a waiter looks at the lock when no fill was announced (a lost announcement, a dead holder).</summary>
+    public TimeSpan RecheckInterval { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Origin loads this process makes at once after waits time out (Valkey slow or a holder lost).</summary>
-    public int FallbackConcurrency { get; init; } = 4;
+    /// <summary>The longest an origin load may take before it is abandoned (its callers see the timeout).</summary>
+    public TimeSpan MaxLoadTime { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a deletion's tombstone refuses fills. Longer than <see cref="MaxLoadTime"/>, so no load that read the
+    /// row before it was deleted can outlive the tombstone and bring the row back.
+    /// </summary>
+    public TimeSpan TombstoneTimeToLive { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>The pub/sub channel fills are announced on (one subscription per process).</summary>
     public required string Channel { get; init; }

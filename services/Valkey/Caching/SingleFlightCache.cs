@@ -5,16 +5,17 @@ using StackExchange.Redis;
 namespace ShopReference.Valkey.Caching;
 
 /// <summary>
-/// Cache-aside with thundering-herd protection across processes. When an entry is missing, at most one caller in the
-/// whole fleet loads the origin:
+/// Cache-aside with thundering-herd protection across processes. When an entry is missing, exactly one caller in the
+/// whole fleet loads the origin, however slow the origin and however starved a process:
 /// <list type="number">
-/// <item>in-process, concurrent callers for one key share one flight, so a process sends at most one lock attempt;</item>
-/// <item>across processes, <c>SET key:lock token NX PX lease</c> elects a loader, which takes a fencing token (<c>INCR</c>);</item>
-/// <item>the others wait for the fill announced on pub/sub (one subscription per process), not by polling, for at most
-/// <see cref="SingleFlightOptions.WaitTimeout"/>, then load the origin themselves with bounded concurrency;</item>
-/// <item>the fill is one Lua step that refuses a stale fence (a holder whose lease expired) and an older version
-/// (a write-through or change-data capture got there first), then publishes;</item>
-/// <item>the lock is released by compare-and-delete (<c>DELIFEQ</c> where the server has it, Lua otherwise).</item>
+/// <item>in-process, concurrent callers for one key share one flight, so a process sends at most one lock attempt; the
+/// flight belongs to none of them, so a caller that gives up does not cancel the load the others wait for;</item>
+/// <item>across processes, one script takes the lock (<c>SET NX PX</c>) and a fencing token (with its expiry); the
+/// holder renews the lease while its load runs (<see cref="FlightLeases"/>);</item>
+/// <item>the others wait for the fill announced on pub/sub (one subscription per process), and while the lease is
+/// alive they keep waiting; only when it lapsed without a fill (the holder died) does one of them take the lock;</item>
+/// <item>the fill is one Lua step that refuses a stale fence, an older version and a deletion that happened after the
+/// value was read (a tombstone, <see cref="DeleteAsync"/>), then publishes.</item>
 /// </list>
 /// Keys must carry a hash tag (<c>catalog:product:{42}</c>): the lock and fence keys append to it and share its slot.
 /// It does not protect an origin from distinct keys missing together; that is what TTL jitter is for.
@@ -24,32 +25,31 @@ public sealed class SingleFlightCache : IAsyncDisposable
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly IDatabase _database;
     private readonly SingleFlightOptions _options;
+    private readonly FlightLeases _leases;
     private readonly ValkeyScript _fill = ValkeyScript.Load<SingleFlightCache>("fill");
-    private readonly ValkeyScript _release = ValkeyScript.Load<SingleFlightCache>("release");
     private readonly ConcurrentDictionary<string, Lazy<Task<CacheRead>>> _flights = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _refreshing = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _fallbackLoads;
     private readonly object _subscribeGate = new();
     private Task? _subscription;
-    private int _deleteIfEqual = -1; // -1 unknown, 0 no, 1 yes (DELIFEQ, Valkey 9)
 
     public SingleFlightCache(IConnectionMultiplexer multiplexer, SingleFlightOptions options)
     {
         ArgumentNullException.ThrowIfNull(multiplexer);
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.LockLease, TimeSpan.Zero);
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.WaitTimeout, TimeSpan.Zero);
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.FallbackConcurrency, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.LockLease, TimeSpan.FromMilliseconds(100));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.RecheckInterval, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.MaxLoadTime, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.TombstoneTimeToLive, options.MaxLoadTime);
         _multiplexer = multiplexer;
         _database = multiplexer.GetDatabase();
         _options = options;
-        _fallbackLoads = new SemaphoreSlim(options.FallbackConcurrency);
+        _leases = new FlightLeases(_database, options);
     }
 
     public SingleFlightCounters Counters { get; } = new();
 
-    /// <summary>Reads <paramref name="key"/>, loading it through <paramref name="load"/> at most once fleet-wide when missing.</summary>
+    /// <summary>Reads <paramref name="key"/>, loading it through <paramref name="load"/> exactly once fleet-wide when missing.</summary>
     public async Task<CacheRead> GetOrLoadAsync(string key, Func<CancellationToken, Task<OriginValue>> load, CacheEntryOptions entry, CancellationToken cancellationToken = default)
     {
         if (await ReadAsync(key).ConfigureAwait(false) is { } cached)
@@ -68,33 +68,40 @@ public sealed class SingleFlightCache : IAsyncDisposable
             return cached.As(CacheOutcome.Hit);
         }
 
-        var mine = new Lazy<Task<CacheRead>>(() => FlyAsync(key, load, entry));
+        // The flight runs on its own: this caller's cancellation ends its wait, never the load others wait for.
+        var mine = new Lazy<Task<CacheRead>>(() => Task.Run(() => FlyAsync(key, load, entry)));
         var flight = _flights.GetOrAdd(key, mine);
-        try
+        if (ReferenceEquals(flight, mine))
         {
-            var result = await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
-            if (!ReferenceEquals(flight, mine))
-            {
-                Counters.Coalesced();
-                return result with { Outcome = CacheOutcome.Coalesced };
-            }
-            return result;
+            _ = flight.Value.ContinueWith(_ => _flights.TryRemove(new KeyValuePair<string, Lazy<Task<CacheRead>>>(key, mine)),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
-        finally
+        var result = await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!ReferenceEquals(flight, mine))
         {
-            if (ReferenceEquals(flight, mine))
-            {
-                _flights.TryRemove(new KeyValuePair<string, Lazy<Task<CacheRead>>>(key, mine));
-            }
+            Counters.Coalesced();
+            return result with { Outcome = CacheOutcome.Coalesced };
         }
+        return result;
     }
 
-    /// <summary>Write-through: stores a value unless a newer version is cached. Returns false when refused.</summary>
-    public async Task<bool> SetAsync(string key, OriginValue value, CacheEntryOptions entry)
+    /// <summary>Write-through: stores a value unless a newer version, or a deletion, is cached. Returns false when refused.</summary>
+    /// <param name="inserted">The row was (re)created at the origin: it may replace the tombstone of an earlier deletion.</param>
+    public async Task<bool> SetAsync(string key, OriginValue value, CacheEntryOptions entry, bool inserted = false) =>
+        await FillAsync(key, value, entry, fence: "", inserted ? "insert" : "load").ConfigureAwait(false) == 1;
+
+    /// <summary>
+    /// The origin deleted the item: a tombstone answers "not found" and refuses, for
+    /// <see cref="SingleFlightOptions.TombstoneTimeToLive"/>, any fill of a load that read the item before the deletion.
+    /// </summary>
+    public Task DeleteAsync(string key) => FillAsync(key, OriginValue.NotFound, new CacheEntryOptions
     {
-        return await FillAsync(key, value, entry, fence: "").ConfigureAwait(false) == 1;
-    }
+        TimeToLive = _options.TombstoneTimeToLive,
+        NegativeTimeToLive = _options.TombstoneTimeToLive,
+        Jitter = 0,
+    }, fence: "", "delete");
 
+    /// <summary>Evicts an entry (it is loaded again on the next read); unlike <see cref="DeleteAsync"/> it says nothing about the origin.</summary>
     public Task<bool> RemoveAsync(string key) => _database.KeyDeleteAsync(key);
 
     public async ValueTask DisposeAsync()
@@ -110,58 +117,60 @@ public sealed class SingleFlightCache : IAsyncDisposable
                 // The host is shutting down and the connection (or its tracing) went first: the subscription ends with it.
             }
         }
-        _fallbackLoads.Dispose();
     }
 
     private async Task<CacheRead> FlyAsync(string key, Func<CancellationToken, Task<OriginValue>> load, CacheEntryOptions entry)
     {
         await SubscribeAsync().ConfigureAwait(false);
-        var lockKey = key + ":lock";
-        var token = Guid.NewGuid().ToString("N");
-        if (await _database.StringSetAsync(lockKey, token, _options.LockLease, When.NotExists).ConfigureAwait(false))
-        {
-            try
-            {
-                var fence = await TakeFenceAsync(key).ConfigureAwait(false);
-                var loaded = await LoadOriginAsync(load).ConfigureAwait(false);
-                await FillAsync(key, loaded, entry, fence).ConfigureAwait(false);
-                Counters.Miss();
-                return new CacheRead(loaded.Payload, loaded.Version, CacheOutcome.Miss);
-            }
-            finally
-            {
-                await ReleaseAsync(lockKey, token).ConfigureAwait(false);
-            }
-        }
-
-        // Another process is loading. Register before re-reading, so a fill that lands in between is not missed.
         var started = TimeProvider.System.GetTimestamp();
-        var filled = _waiters.GetOrAdd(key, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        var cached = await ReadAsync(key).ConfigureAwait(false);
-        if (cached is null && await filled.Task.WaitAsync(_options.WaitTimeout).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default).ConfigureAwait(false))
+        var waited = false;
+        while (true)
         {
-            cached = await ReadAsync(key).ConfigureAwait(false);
-        }
-        _waiters.TryRemove(new KeyValuePair<string, TaskCompletionSource>(key, filled));
-        Counters.LockWait(TimeProvider.System.GetElapsedTime(started));
-        if (cached is { } value)
-        {
-            Counters.Coalesced();
-            return value.As(CacheOutcome.Coalesced);
-        }
+            if (await _leases.TryAcquireAsync(key).ConfigureAwait(false) is { } lease)
+            {
+                if (waited)
+                {
+                    Counters.LockWait(TimeProvider.System.GetElapsedTime(started));
+                }
+                // A fill may have landed between our miss and the lock: a waiter that takes over after it must not load again.
+                if (await ReadAsync(key).ConfigureAwait(false) is { } landed)
+                {
+                    await lease.DisposeAsync().ConfigureAwait(false);
+                    Counters.Coalesced();
+                    return landed.As(CacheOutcome.Coalesced);
+                }
+                await using (lease.ConfigureAwait(false))
+                {
+                    var loaded = await LoadOriginAsync(load).ConfigureAwait(false);
+                    await FillAsync(key, loaded, entry, lease.Fence, "load").ConfigureAwait(false);
+                    Counters.Miss();
+                    return new CacheRead(loaded.Payload, loaded.Version, CacheOutcome.Miss);
+                }
+            }
 
-        // The holder did not fill in time (slow origin, lost holder): load ourselves, a few at a time per process.
-        await _fallbackLoads.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            var loaded = await LoadOriginAsync(load).ConfigureAwait(false);
-            await FillAsync(key, loaded, entry, fence: "").ConfigureAwait(false);
-            Counters.Miss();
-            return new CacheRead(loaded.Payload, loaded.Version, CacheOutcome.Miss);
-        }
-        finally
-        {
-            _fallbackLoads.Release();
+            // Another process holds the lock. Register before re-reading, so a fill that lands in between is not missed;
+            // then wait for the announcement, looking at the lock now and then in case the announcement was lost.
+            waited = true;
+            var filled = _waiters.GetOrAdd(key, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            var cached = await ReadAsync(key).ConfigureAwait(false);
+            if (cached is null)
+            {
+                await filled.Task.WaitAsync(_options.RecheckInterval).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                cached = await ReadAsync(key).ConfigureAwait(false);
+            }
+            _waiters.TryRemove(new KeyValuePair<string, TaskCompletionSource>(key, filled));
+            if (cached is { } value)
+            {
+                Counters.LockWait(TimeProvider.System.GetElapsedTime(started));
+                Counters.Coalesced();
+                return value.As(CacheOutcome.Coalesced);
+            }
+            // No value yet: while the holder's lease is alive (renewed by a live holder) keep waiting; once it lapsed
+            // without a fill, the next round tries to take the lock, and exactly one waiter in the fleet gets it.
+            if (await _leases.IsHeldAsync(key).ConfigureAwait(false))
+            {
+                continue;
+            }
         }
     }
 
@@ -204,20 +213,14 @@ public sealed class SingleFlightCache : IAsyncDisposable
         }
         _ = Task.Run(async () =>
         {
-            var lockKey = key + ":lock";
-            var token = Guid.NewGuid().ToString("N");
             try
             {
-                if (await _database.StringSetAsync(lockKey, token, _options.LockLease, When.NotExists).ConfigureAwait(false))
+                // Whoever holds the lock is refreshing it already; the stale value keeps being served meanwhile.
+                if (await _leases.TryAcquireAsync(key).ConfigureAwait(false) is { } lease)
                 {
-                    try
+                    await using (lease.ConfigureAwait(false))
                     {
-                        var fence = await TakeFenceAsync(key).ConfigureAwait(false);
-                        await FillAsync(key, await LoadOriginAsync(load).ConfigureAwait(false), entry, fence).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        await ReleaseAsync(lockKey, token).ConfigureAwait(false);
+                        await FillAsync(key, await LoadOriginAsync(load).ConfigureAwait(false), entry, lease.Fence, "load").ConfigureAwait(false);
                     }
                 }
             }
@@ -235,27 +238,18 @@ public sealed class SingleFlightCache : IAsyncDisposable
     private async Task<OriginValue> LoadOriginAsync(Func<CancellationToken, Task<OriginValue>> load)
     {
         Counters.OriginLoad();
-        using var timeout = new CancellationTokenSource(_options.LockLease * 2);
+        using var timeout = new CancellationTokenSource(_options.MaxLoadTime);
         return await load(timeout.Token).ConfigureAwait(false);
     }
 
-    private async Task<string> TakeFenceAsync(string key)
-    {
-        var fenceKey = key + ":fence";
-        var fence = await _database.StringIncrementAsync(fenceKey).ConfigureAwait(false);
-        // Fences only need to outlive a lease; the expiry keeps the key bounded.
-        _ = _database.KeyExpireAsync(fenceKey, TimeSpan.FromDays(1), CommandFlags.FireAndForget);
-        return fence.ToString(System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private async Task<long> FillAsync(string key, OriginValue value, CacheEntryOptions entry, string fence)
+    private async Task<long> FillAsync(string key, OriginValue value, CacheEntryOptions entry, string fence, string mode)
     {
         var negative = value.Payload is null;
         var ttl = negative ? entry.NegativeTimeToLive : entry.TimeToLive * (1 + Random.Shared.NextDouble() * entry.Jitter);
         var soft = !negative && entry.SoftTimeToLive is { } softTtl ? DateTimeOffset.UtcNow.Add(softTtl).ToUnixTimeMilliseconds() : 0;
-        var result = await _fill.EvaluateAsync(_database, [key, key + ":fence"],
+        var result = await _fill.EvaluateAsync(_database, [key, FlightLeases.FenceKey(key)],
         [
-            CacheEnvelope.Encode(value, soft), value.Version, (long)ttl.TotalMilliseconds, fence, _options.Channel, key,
+            CacheEnvelope.Encode(value, soft, deleted: mode == "delete"), value.Version, (long)ttl.TotalMilliseconds, fence, _options.Channel, key, mode,
         ]).ConfigureAwait(false);
         var code = (long)result;
         if (code != 1)
@@ -263,23 +257,6 @@ public sealed class SingleFlightCache : IAsyncDisposable
             Counters.FillRefused();
         }
         return code;
-    }
-
-    private async Task ReleaseAsync(string lockKey, string token)
-    {
-        if (Volatile.Read(ref _deleteIfEqual) == -1)
-        {
-            var info = await _database.ExecuteAsync("COMMAND", "INFO", "DELIFEQ").ConfigureAwait(false);
-            Volatile.Write(ref _deleteIfEqual, info.Length > 0 && !info[0].IsNull ? 1 : 0);
-        }
-        if (_deleteIfEqual == 1)
-        {
-            await _database.ExecuteAsync("DELIFEQ", lockKey, token).ConfigureAwait(false);
-        }
-        else
-        {
-            await _release.EvaluateAsync(_database, [lockKey], [token]).ConfigureAwait(false);
-        }
     }
 
     private async Task<CachedEntry?> ReadAsync(string key)

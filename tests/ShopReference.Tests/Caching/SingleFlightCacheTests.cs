@@ -13,11 +13,11 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
     private static readonly TimeSpan OriginLatency = TimeSpan.FromMilliseconds(200); // a slow origin, as in the benchmark
 
     private static string NewKey() => $"test:product:{{{Guid.NewGuid():N}}}";
-    private static SingleFlightOptions Options(string channel, TimeSpan? lease = null, TimeSpan? wait = null) => new()
+    private static SingleFlightOptions Options(string channel, TimeSpan? lease = null) => new()
     {
         Channel = channel,
-        LockLease = lease ?? TimeSpan.FromSeconds(5),
-        WaitTimeout = wait ?? TimeSpan.FromSeconds(5),
+        LockLease = lease ?? TimeSpan.FromSeconds(10),
+        RecheckInterval = TimeSpan.FromMilliseconds(200),
     };
 
     [Fact]
@@ -53,24 +53,25 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
     }
 
     [Fact]
-    public async Task A_lock_holder_whose_lease_expired_cannot_overwrite_the_value_of_its_successor()
+    public async Task A_lock_holder_whose_lease_lapsed_cannot_overwrite_the_value_of_its_successor()
     {
         await using var first = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
         await using var second = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
         var channel = "test:filled:" + Guid.NewGuid().ToString("N");
-        await using var slowHolder = new SingleFlightCache(first, Options(channel, lease: TimeSpan.FromMilliseconds(300)));
+        await using var frozenHolder = new SingleFlightCache(first, Options(channel));
         await using var successor = new SingleFlightCache(second, Options(channel));
         var key = NewKey();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        var stalled = slowHolder.GetOrLoadAsync(key, async _ =>
+        var stalled = frozenHolder.GetOrLoadAsync(key, async _ =>
         {
-            await release.Task; // the holder stalls past its lease (a GC pause, a slow query)
-            return new OriginValue(Encoding.UTF8.GetBytes("from the expired holder"), 1);
+            await release.Task;
+            return new OriginValue(Encoding.UTF8.GetBytes("from the lapsed holder"), 1);
         }, Entry, TestContext.Current.CancellationToken);
         var db = first.GetDatabase();
         await WaitUntilAsync(async () => await db.KeyExistsAsync(key + ":lock"), "the holder never took the lock");
-        await WaitUntilAsync(async () => !await db.KeyExistsAsync(key + ":lock"), "the lease never expired");
+        // The holder's whole process froze past its lease (a long pause stops the renewals too): the lease lapses.
+        await db.KeyDeleteAsync(key + ":lock");
 
         var next = await successor.GetOrLoadAsync(key, _ => Task.FromResult(new OriginValue(Encoding.UTF8.GetBytes("from the successor"), 1)), Entry, TestContext.Current.CancellationToken);
         release.SetResult();
@@ -79,7 +80,7 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
         Assert.Equal(CacheOutcome.Miss, next.Outcome);
         Assert.True(CacheEnvelope.TryDecode((ReadOnlyMemory<byte>)await db.StringGetAsync(key), out var stored));
         Assert.Equal("from the successor", Encoding.UTF8.GetString(stored.Payload.Span));
-        Assert.Equal(1, slowHolder.Counters.FillsRefused);
+        Assert.Equal(1, frozenHolder.Counters.FillsRefused);
     }
 
     [Fact]
@@ -115,20 +116,166 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
     }
 
     [Fact]
-    public async Task A_waiter_whose_holder_never_fills_loads_the_origin_itself_after_the_bounded_wait()
+    public async Task A_waiter_whose_holder_died_waits_out_its_lease_then_takes_over_and_loads_once()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
-        await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N"), wait: TimeSpan.FromMilliseconds(300)));
+        await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N")));
         var key = NewKey();
-        // A holder in another process took the lock and died without filling or releasing.
-        await connection.GetDatabase().StringSetAsync(key + ":lock", "dead-holder", TimeSpan.FromMinutes(1));
+        // A holder in another process took the lock and died without filling or releasing: its lease runs out.
+        await connection.GetDatabase().StringSetAsync(key + ":lock", "dead-holder", TimeSpan.FromMilliseconds(800));
+        var loadedWhileLeaseAlive = false;
 
-        var read = await cache.GetOrLoadAsync(key, _ => Task.FromResult(new OriginValue(Encoding.UTF8.GetBytes("loaded"), 1)), Entry, TestContext.Current.CancellationToken)
-            .WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        var read = await cache.GetOrLoadAsync(key, async _ =>
+        {
+            loadedWhileLeaseAlive = await connection.GetDatabase().StringGetAsync(key + ":lock") == "dead-holder";
+            return new OriginValue(Encoding.UTF8.GetBytes("loaded"), 1);
+        }, Entry, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
 
         Assert.Equal(CacheOutcome.Miss, read.Outcome);
+        Assert.False(loadedWhileLeaseAlive);
         Assert.Equal(1, cache.Counters.LockWaits);
         Assert.Equal(1, cache.Counters.OriginLoads);
+    }
+
+    [Fact]
+    public async Task A_holder_slower_than_its_lease_keeps_the_lock_by_renewing_it_and_the_origin_is_loaded_once()
+    {
+        await using var first = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await using var second = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        var channel = "test:filled:" + Guid.NewGuid().ToString("N");
+        var lease = TimeSpan.FromMilliseconds(600);
+        await using var processA = new SingleFlightCache(first, Options(channel, lease));
+        await using var processB = new SingleFlightCache(second, Options(channel, lease));
+        var key = NewKey();
+        var loads = 0;
+        async Task<OriginValue> Origin(CancellationToken ct)
+        {
+            Interlocked.Increment(ref loads);
+            await Task.Delay(lease * 4, ct); // four leases long
+            return new OriginValue(Encoding.UTF8.GetBytes("slow"), 1);
+        }
+
+        var reads = await Task.WhenAll(Enumerable.Range(0, 100).Select(i => (i % 2 == 0 ? processA : processB).GetOrLoadAsync(key, Origin, Entry)))
+            .WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, loads);
+        Assert.All(reads, r => Assert.Equal("slow", Encoding.UTF8.GetString(r.Payload!)));
+    }
+
+    [Fact]
+    public async Task One_origin_load_per_expiry_with_a_five_second_origin_while_busy_threads_saturate_the_cpu()
+    {
+        await using var first = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await using var second = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        var channel = "test:filled:" + Guid.NewGuid().ToString("N");
+        await using var processA = new SingleFlightCache(first, new SingleFlightOptions { Channel = channel }); // the defaults the catalog runs with
+        await using var processB = new SingleFlightCache(second, new SingleFlightOptions { Channel = channel });
+        var key = NewKey();
+        var loads = 0;
+        async Task<OriginValue> Origin(CancellationToken ct)
+        {
+            Interlocked.Increment(ref loads);
+            await Task.Delay(TimeSpan.FromSeconds(5), ct);
+            return new OriginValue(Encoding.UTF8.GetBytes("product"), 3);
+        }
+
+        // Four spinning threads per core beside the burst, for as long as it lasts: every waiter and the holder's lease
+        // renewals run late, as on a busy CI machine.
+        using var busy = new CancellationTokenSource();
+        var spinners = Enumerable.Range(0, Environment.ProcessorCount * 4).Select(_ => new Thread(() =>
+        {
+            while (!busy.IsCancellationRequested)
+            {
+                Thread.SpinWait(1_000);
+            }
+        }) { IsBackground = true }).ToList();
+        spinners.ForEach(t => t.Start());
+        CacheRead[] reads;
+        try
+        {
+            reads = await Task.WhenAll(Enumerable.Range(0, 400).Select(i => Task.Run(() => (i % 2 == 0 ? processA : processB).GetOrLoadAsync(key, Origin, Entry))))
+                .WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        }
+        finally
+        {
+            await busy.CancelAsync();
+            spinners.ForEach(t => t.Join());
+        }
+
+        Assert.Equal(1, loads);
+        Assert.All(reads, r => Assert.Equal((3L, "product"), (r.Version, Encoding.UTF8.GetString(r.Payload!))));
+    }
+
+    [Fact]
+    public async Task A_delete_while_a_load_runs_is_not_undone_by_that_load()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N")));
+        var key = NewKey();
+        var readRow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var loading = cache.GetOrLoadAsync(key, async _ =>
+        {
+            readRow.SetResult(); // the load has read the row ...
+            await release.Task;  // ... and is slow to write it back
+            return new OriginValue(Encoding.UTF8.GetBytes("deleted meanwhile"), 4);
+        }, Entry, TestContext.Current.CancellationToken);
+        await readRow.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        await cache.DeleteAsync(key); // the origin deletes the row (change-data capture's tombstone)
+        release.SetResult();
+        await loading;
+
+        var after = await cache.GetOrLoadAsync(key, _ => throw new InvalidOperationException("the tombstone answers"), Entry, TestContext.Current.CancellationToken);
+        Assert.False(after.Found);
+        Assert.Equal(1, cache.Counters.FillsRefused);
+        Assert.True(await cache.SetAsync(key, new OriginValue(Encoding.UTF8.GetBytes("inserted again"), 1), Entry, inserted: true));
+    }
+
+    [Fact]
+    public async Task The_caller_that_started_a_flight_giving_up_does_not_cancel_the_load_others_wait_for()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N")));
+        var key = NewKey();
+        var loads = 0;
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task<OriginValue> Origin(CancellationToken ct)
+        {
+            Interlocked.Increment(ref loads);
+            started.TrySetResult();
+            await Task.Delay(OriginLatency, ct);
+            return new OriginValue(Encoding.UTF8.GetBytes("shared"), 1);
+        }
+        using var impatient = new CancellationTokenSource();
+
+        var owner = cache.GetOrLoadAsync(key, Origin, Entry, impatient.Token);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        var others = Enumerable.Range(0, 20).Select(_ => cache.GetOrLoadAsync(key, Origin, Entry, TestContext.Current.CancellationToken)).ToArray();
+        await impatient.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => owner);
+        var reads = await Task.WhenAll(others).WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        Assert.All(reads, r => Assert.Equal("shared", Encoding.UTF8.GetString(r.Payload!)));
+        Assert.Equal(1, loads);
+    }
+
+    [Fact]
+    public async Task The_fencing_counter_gets_its_expiry_in_the_step_that_creates_it()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await using var cache = new SingleFlightCache(connection, Options("test:filled:" + Guid.NewGuid().ToString("N")));
+        var key = NewKey();
+        TimeSpan? fenceTtl = null;
+
+        await cache.GetOrLoadAsync(key, async _ =>
+        {
+            fenceTtl = await connection.GetDatabase().KeyTimeToLiveAsync(key + ":fence"); // observed from inside the load
+            return new OriginValue(Encoding.UTF8.GetBytes("x"), 1);
+        }, Entry, TestContext.Current.CancellationToken);
+
+        Assert.NotNull(fenceTtl);
+        Assert.InRange(fenceTtl.Value, TimeSpan.FromHours(23), TimeSpan.FromDays(1));
     }
 
     [Fact]
