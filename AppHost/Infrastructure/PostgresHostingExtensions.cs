@@ -20,20 +20,31 @@ public sealed record ShopDatabases(
 /// </summary>
 public static class PostgresHostingExtensions
 {
+    /// <summary>
+    /// The most WAL a replication slot may hold back (<c>Infrastructure:Postgres:MaxSlotWalKeepSize</c>): beyond it the
+    /// server invalidates the slot rather than fill its disk, and the catalog's change feed recreates it and resets its cache.
+    /// </summary>
+    public const string DefaultMaxSlotWalKeepSize = "1GB";
+
     public static ShopDatabases AddShopPostgres(this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port)
     {
+        var walCap = builder.Configuration["Infrastructure:Postgres:MaxSlotWalKeepSize"] ?? DefaultMaxSlotWalKeepSize;
+        if (!System.Text.RegularExpressions.Regex.IsMatch(walCap, "^(-1|[1-9][0-9]{0,9}(kB|MB|GB|TB)?)$"))
+        {
+            throw new DistributedApplicationException($"Infrastructure:Postgres:MaxSlotWalKeepSize '{walCap}' is not a size such as 1GB (or -1 for no cap).");
+        }
         var password = builder.AddPasswordParameter($"{name}-password", "The PostgreSQL superuser's password; only the AppHost uses it, to provision roles and databases.");
         IResourceBuilder<IResourceWithConnectionString> server;
         EndpointReference endpoint;
         if (mode == InfrastructureMode.Local)
         {
-            var local = builder.AddLocalPostgres(name, password, port);
+            var local = builder.AddLocalPostgres(name, password, port, walCap);
             (server, endpoint) = (Erase(local), local.Resource.PrimaryEndpoint);
         }
         else
         {
             var container = builder.AddPostgres(name, password: builder.CreateResourceBuilder(password), port: port)
-                .WithArgs("-c", "wal_level=logical")
+                .WithArgs("-c", "wal_level=logical", "-c", $"max_slot_wal_keep_size={walCap}")
                 .WithDataVolume();
             (server, endpoint) = (Erase(container), container.Resource.PrimaryEndpoint);
         }
@@ -66,12 +77,12 @@ public static class PostgresHostingExtensions
         builder.ApplicationBuilder.CreateResourceBuilder<IResourceWithConnectionString>(builder.Resource);
 
     private static IResourceBuilder<LocalPostgresServerResource> AddLocalPostgres(
-        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port)
+        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port, string walCap)
     {
         var binDirectory = ServerBinaries.FindPostgresBinDirectory()
             ?? throw new DistributedApplicationException($"Local mode needs the PostgreSQL server binaries. {ServerBinaries.InstallHint}");
         var cluster = new PostgresCluster(binDirectory, LocalDataDirectory.For(builder, name));
-        var (fileName, arguments) = cluster.ServerCommand();
+        var (fileName, arguments) = cluster.ServerCommand(new Dictionary<string, string> { ["max_slot_wal_keep_size"] = walCap });
         var resource = new LocalPostgresServerResource(name, fileName, builder.AppHostDirectory, password);
 
         var postgres = builder.AddResource(resource)

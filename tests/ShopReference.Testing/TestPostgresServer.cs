@@ -36,7 +36,8 @@ public sealed class TestPostgresServer : IAsyncDisposable
             Database = database,
         }.ConnectionString;
 
-    public static async Task<TestPostgresServer> StartAsync(TimeSpan? timeout = null)
+    /// <param name="settings">Server settings beyond the throw-away ones (a WAL cap, say).</param>
+    public static async Task<TestPostgresServer> StartAsync(TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? settings = null)
     {
         var binDirectory = ServerBinaries.FindPostgresBinDirectory()
             ?? throw new InvalidOperationException($"No PostgreSQL server binaries found. {ServerBinaries.InstallHint}");
@@ -51,7 +52,8 @@ public sealed class TestPostgresServer : IAsyncDisposable
         await cluster.PrepareAsync(password, CancellationToken.None);
 
         var port = FreePort.Next();
-        var (fileName, arguments) = cluster.ServerCommand(PostgresCluster.EphemeralSettings);
+        var (fileName, arguments) = cluster.ServerCommand(PostgresCluster.EphemeralSettings.Concat(settings ?? new Dictionary<string, string>())
+            .ToDictionary(s => s.Key, s => s.Value));
         var process = ServerProcess.Start(fileName, [.. arguments, "-p", port.ToString(CultureInfo.InvariantCulture)]);
         var server = new TestPostgresServer(process, directory, port, password);
         await process.WaitUntilReadyAsync(server.AnswersAsync, timeout ?? TimeSpan.FromSeconds(60), "postgres");

@@ -15,6 +15,7 @@ public sealed class CatalogMetrics
     private readonly Counter<long> _slotRecreations;
     private long _degradedCount;
     private long _retainedWal = -1;
+    private long _cdcRetries;
     private double _lastCdcLagMs;
 
     public CatalogMetrics(IMeterFactory meterFactory, SingleFlightCache cache)
@@ -33,6 +34,8 @@ public sealed class CatalogMetrics
         _cdcLag = meter.CreateHistogram<double>("shopreference.catalog.cdc.lag", "ms", "Commit-to-cache delay of change-data capture.");
         meter.CreateObservableGauge("shopreference.catalog.cdc.retained_wal", () => Interlocked.Read(ref _retainedWal), "By",
             "WAL the server keeps for the change feed's slot (current position minus its confirmed position).");
+        meter.CreateObservableCounter("shopreference.catalog.cdc.retries", () => Interlocked.Read(ref _cdcRetries), "{retry}",
+            "Times the change feed stopped before confirming a change it could not apply (Valkey unavailable), to replay it.");
         _slotRecreations = meter.CreateCounter<long>("shopreference.catalog.cdc.slot_recreations", "{slot}",
             "Times the change feed's slot had to be created again (dropped, lost in a failover, invalidated); each resets the cache.");
         Counters = counters;
@@ -54,6 +57,11 @@ public sealed class CatalogMetrics
     public void RetainedWal(long? bytes) => Interlocked.Exchange(ref _retainedWal, bytes ?? -1);
 
     public void SlotRecreated() => _slotRecreations.Add(1);
+
+    /// <summary>Times the feed stopped without confirming (it replays from its last confirmed position).</summary>
+    public long CdcRetries => Interlocked.Read(ref _cdcRetries);
+
+    public void CdcRetried() => Interlocked.Increment(ref _cdcRetries);
 
     public void CdcApplied(TimeSpan lag)
     {

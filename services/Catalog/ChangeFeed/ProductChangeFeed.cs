@@ -60,11 +60,12 @@ public sealed class ProductChangeFeed(
             catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.ObjectNotInPrerequisiteState or PostgresErrorCodes.UndefinedObject)
             {
                 // The slot was invalidated or dropped under us: drop what is left, and the next round recreates it.
-                logger.LogWarning("Replication slot {Slot} cannot stream ({Message}); it will be recreated.", ReplicationSlot.Name, ex.MessageText);
+                logger.LogWarning("Replication slot {Slot} cannot stream ({Message}); it will be recreated.", slot.Name, ex.MessageText);
                 await TryAsync(() => slot.DropAsync(stoppingToken));
             }
             catch (Exception ex)
             {
+                metrics.CdcRetried();
                 logger.LogWarning(ex, "The change feed stopped before confirming what it had not applied; reconnecting in {Delay}.", RetryDelay);
             }
             await Task.Delay(RetryDelay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -80,7 +81,7 @@ public sealed class ProductChangeFeed(
         }
         await using var connection = new LogicalReplicationConnection(ReplicationConnectionString);
         await connection.Open(stoppingToken);
-        logger.LogInformation("Reading the product change feed from slot {Slot}.", ReplicationSlot.Name);
+        logger.LogInformation("Reading the product change feed from slot {Slot}.", slot.Name);
 
         using var streaming = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         Volatile.Write(ref _lastConfirmedTicks, Environment.TickCount64);

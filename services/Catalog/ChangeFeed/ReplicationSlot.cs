@@ -15,9 +15,13 @@ namespace ShopReference.Catalog.ChangeFeed;
 /// feed, so every cached product and page is dropped once the new slot exists, and loads come from PostgreSQL again.
 /// </summary>
 public sealed class ReplicationSlot(
-    NpgsqlDataSource dataSource, IConnectionMultiplexer valkey, IOutputCacheStore outputCache, CatalogMetrics metrics, ILogger<ReplicationSlot> logger)
+    NpgsqlDataSource dataSource, IConnectionMultiplexer valkey, IOutputCacheStore outputCache, CatalogMetrics metrics, IConfiguration configuration,
+    ILogger<ReplicationSlot> logger)
 {
-    public const string Name = "catalog_cache";
+    public const string DefaultName = "catalog_cache";
+
+    /// <summary>The slot's name (<c>Catalog:ChangeFeed:Slot</c>); slot names are server-wide, so two catalogs on one server need two.</summary>
+    public string Name { get; } = configuration["Catalog:ChangeFeed:Slot"] ?? DefaultName;
 
     /// <summary>The slot, created (and the cache reset) when missing or unusable.</summary>
     public async Task<PgOutputReplicationSlot> EnsureAsync(string replicationConnectionString, CancellationToken cancellationToken)

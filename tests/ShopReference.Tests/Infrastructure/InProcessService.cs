@@ -23,6 +23,9 @@ public sealed class InProcessService : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>The service's own container, to look at its meters and counters.</summary>
+    public IServiceProvider Services => _app.Services;
+
     public HttpClient Client() => new(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = Address };
 
     /// <param name="settings">Connection strings and options, as the AppHost would pass them.</param>
