@@ -45,6 +45,30 @@ public sealed class TcpFaultProxy : IAsyncDisposable
 
     public void Restore() => _cut = false;
 
+    /// <summary>
+    /// Arms a cut at the worst moment: on the first connection whose client sends <paramref name="armedBy"/> and then
+    /// <paramref name="trigger"/>, the server's reply to the trigger is swallowed and every connection reset. The server
+    /// did what was asked (a COMMIT, say); the client never learns it.
+    /// </summary>
+    public void CutAfterReplyTo(string armedBy, string trigger)
+    {
+        _armedBy = System.Text.Encoding.ASCII.GetBytes(armedBy);
+        _trigger = System.Text.Encoding.ASCII.GetBytes(trigger);
+    }
+
+    /// <summary>True once an armed cut has fired.</summary>
+    public bool Fired => _fired;
+
+    private volatile byte[]? _armedBy;
+    private volatile byte[]? _trigger;
+    private volatile bool _fired;
+
+    private sealed class PipeState
+    {
+        public bool Armed;
+        public volatile bool CutOnReply;
+    }
+
     private async Task AcceptAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -83,12 +107,13 @@ public sealed class TcpFaultProxy : IAsyncDisposable
         }
         _sockets[client] = 0;
         _sockets[server] = 0;
-        await Task.WhenAny(CopyAsync(client, server), CopyAsync(server, client));
+        var state = new PipeState();
+        await Task.WhenAny(CopyAsync(client, server, state, fromClient: true), CopyAsync(server, client, state, fromClient: false));
         Reset(client);
         Reset(server);
     }
 
-    private async Task CopyAsync(Socket from, Socket to)
+    private async Task CopyAsync(Socket from, Socket to, PipeState state, bool fromClient)
     {
         var buffer = new byte[16 * 1024];
         try
@@ -98,6 +123,22 @@ public sealed class TcpFaultProxy : IAsyncDisposable
                 var read = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
                 if (read == 0 || _cut)
                 {
+                    return;
+                }
+                var data = buffer.AsSpan(0, read);
+                if (fromClient && _armedBy is { } armedBy && _trigger is { } trigger && !_fired)
+                {
+                    state.Armed |= data.IndexOf(armedBy) >= 0;
+                    if (state.Armed && data.IndexOf(trigger) >= 0)
+                    {
+                        state.CutOnReply = true;
+                    }
+                }
+                else if (!fromClient && state.CutOnReply && !_fired)
+                {
+                    _fired = true;
+                    _armedBy = null;
+                    Cut(); // the reply is dropped with the connections
                     return;
                 }
                 await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token);

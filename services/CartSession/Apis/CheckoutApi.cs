@@ -45,8 +45,15 @@ public static class CheckoutApi
         {
             result = await checkout.CheckoutAsync(session, key, body!, (await ClientContext.FromAsync(http))?.Visitor, http.RequestAborted);
         }
-        catch (NpgsqlException)
+        catch (OrderOutcomeUnknownException)
         {
+            http.Response.Headers.RetryAfter = "1";
+            return Problem(StatusCodes.Status503ServiceUnavailable,
+                "The outcome is unknown: the order may have been placed. Retry with the same Idempotency-Key: it answers the order if it was placed, and places it once if not.");
+        }
+        catch (Exception ex) when (ex is NpgsqlException or OperationCanceledException && !http.RequestAborted.IsCancellationRequested)
+        {
+            // Before the commit: the transaction was rolled back, so nothing was placed.
             http.Response.Headers.RetryAfter = "5";
             return Problem(StatusCodes.Status503ServiceUnavailable, "The order store is unavailable; no order was placed. Retry with the same Idempotency-Key.");
         }

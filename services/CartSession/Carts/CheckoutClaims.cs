@@ -38,6 +38,9 @@ public sealed class CheckoutClaims(IConnectionMultiplexer multiplexer, CartLimit
     public static string Key(string sessionId, string idempotencyKey) =>
         KeySchema.TaggedKey("cart", "checkout", CartStore.SessionHash(sessionId), KeySchema.Sha256Hex(idempotencyKey));
 
+    /// <summary><c>cart:settled:{sha256(session)}</c>: the orders already taken out of the session's cart, in its slot.</summary>
+    public static string SettledKey(string sessionId) => KeySchema.TaggedKey("cart", "settled", CartStore.SessionHash(sessionId));
+
     public async Task<Claim> ClaimAsync(string sessionId, string idempotencyKey, string fingerprint, string token)
     {
         var result = (RedisResult[])(await RunAsync(sessionId, idempotencyKey, "claim", fingerprint, token, (long)PendingTtl.TotalMilliseconds))!;
@@ -49,18 +52,21 @@ public sealed class CheckoutClaims(IConnectionMultiplexer multiplexer, CartLimit
         };
     }
 
-    /// <summary>After the order is committed: take its lines out of the cart and answer the key with the order from now on.</summary>
-    public Task CompleteAsync(string sessionId, string idempotencyKey, string fingerprint, long orderId, IEnumerable<(long ProductId, int Quantity)> lines) =>
-        RunAsync(sessionId, idempotencyKey,
+    /// <summary>
+    /// After the order is committed: take its lines out of the cart — once per order, however often this runs — and
+    /// answer the key with the order from now on. Returns true when this call took them out.
+    /// </summary>
+    public async Task<bool> CompleteAsync(string sessionId, string idempotencyKey, string fingerprint, long orderId, IEnumerable<(long ProductId, int Quantity)> lines) =>
+        (long)await RunAsync(sessionId, idempotencyKey,
         [
             "complete", fingerprint, orderId, (long)DoneTtl.TotalMilliseconds, (long)limits.IdleTimeout.TotalMilliseconds,
             .. lines.SelectMany(l => new RedisValue[] { l.ProductId, l.Quantity }),
-        ]);
+        ]) == 1;
 
     /// <summary>Gives a claim back after a failure, so a retry can run at once; only our own pending claim is deleted.</summary>
     public async Task<bool> ReleaseAsync(string sessionId, string idempotencyKey, string fingerprint, string token) =>
         (long)await RunAsync(sessionId, idempotencyKey, "release", fingerprint, token) == 1;
 
     private Task<RedisResult> RunAsync(string sessionId, string idempotencyKey, params RedisValue[] values) =>
-        _script.EvaluateAsync(_database, [CartStore.Key(sessionId), Key(sessionId, idempotencyKey)], values);
+        _script.EvaluateAsync(_database, [CartStore.Key(sessionId), Key(sessionId, idempotencyKey), SettledKey(sessionId)], values);
 }

@@ -2,10 +2,12 @@
 -- both. A claim's value is "pending:{fingerprint}:{token}" while one request works on it, then
 -- "done:{fingerprint}:{orderId}". The fingerprint is a hash of the request body: the same key with another body is
 -- refused by the caller. PostgreSQL's unique constraint is the backstop if a claim is lost (expiry, flush, failover).
--- KEYS[1] session hash, KEYS[2] claim. ARGV[1] op, then per op:
+-- KEYS[1] session hash, KEYS[2] claim, KEYS[3] the set of orders already taken out of this cart (same slot).
+-- ARGV[1] op, then per op:
 --   claim    fingerprint token pending_ttl_ms -> {'claimed'} | {state, fingerprint, token_or_order_id}
 --   complete fingerprint order_id done_ttl_ms session_ttl_ms product qty [product qty ...]
---            -> 1; subtracts exactly the quantities ordered (an add made meanwhile survives) and records the order
+--            -> 1 settled now, 0 settled before; subtracts exactly the quantities ordered (an add made meanwhile
+--            survives), once per order however often it runs, and records the order under the key
 --   release  fingerprint token -> 1 if our pending claim was deleted, 0 otherwise
 local op = ARGV[1]
 if op == 'claim' then
@@ -24,7 +26,9 @@ if op == 'claim' then
 end
 
 if op == 'complete' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
+  local first = redis.call('SADD', KEYS[3], ARGV[3]) == 1
+  redis.call('PEXPIRE', KEYS[3], ARGV[5]) -- lives as long as the cart it describes
+  if first and redis.call('EXISTS', KEYS[1]) == 1 then
     for i = 6, #ARGV, 2 do
       local field = 'p:' .. ARGV[i]
       if redis.call('HINCRBY', KEYS[1], field, -tonumber(ARGV[i + 1])) <= 0 then
@@ -34,7 +38,7 @@ if op == 'complete' then
     redis.call('PEXPIRE', KEYS[1], ARGV[5])
   end
   redis.call('SET', KEYS[2], 'done:' .. ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[4])
-  return 1
+  return first and 1 or 0
 end
 
 if op == 'release' then

@@ -26,6 +26,8 @@ public static class Extensions
         builder.AddStartupInitializer<OrdersDatabase>("orders-schema");
         builder.Services.AddScoped<CheckoutService>();
         builder.Services.AddSingleton<EventPublisher>();
+        builder.Services.AddSingleton<OutboxRelay>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<OutboxRelay>());
 
         // The session cookie is protected by Data Protection: its key ring lives in Valkey, so every replica reads the
         // cookie another replica wrote (per-process keys would make a replica switch look like a new session).

@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using ShopReference.CartSession.Carts;
 using ShopReference.Valkey;
-using ShopReference.Valkey.Events;
 
 namespace ShopReference.CartSession.Orders;
 
@@ -29,10 +28,16 @@ public sealed record CheckoutResult(CheckoutOutcome Outcome, Order? Order = null
 /// constraint in PostgreSQL holds even when a claim was lost, and an order found there is answered, never doubled.
 /// </summary>
 public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, OrdersDatabase orders, CatalogClient catalog,
-    CartSessionMetrics metrics, EventPublisher events, ILogger<CheckoutService> logger)
+    CartSessionMetrics metrics, OutboxRelay outbox, ILogger<CheckoutService> logger)
 {
     /// <summary>How long a retry waits for a concurrent request with the same key before answering 409.</summary>
     public static readonly TimeSpan WaitForConcurrent = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long placing an order may take, well inside the claim's lease (<see cref="CheckoutClaims.PendingTtl"/>): a
+    /// checkout never still works on a key whose claim another request may already have taken over.
+    /// </summary>
+    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
     /// <param name="visitor">The gateway's visitor id for the client (unique-visitor counts), or null.</param>
     public async Task<CheckoutResult> CheckoutAsync(string sessionId, string idempotencyKey, CheckoutRequest request, string? visitor, CancellationToken cancellationToken)
@@ -56,7 +61,9 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
             {
                 try
                 {
-                    var result = await PlaceAsync(sessionId, idempotencyKey, fingerprint, request, visitor, cancellationToken);
+                    using var placing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    placing.CancelAfter(Deadline);
+                    var result = await PlaceAsync(sessionId, idempotencyKey, fingerprint, request, visitor, placing.Token);
                     if (result.Outcome is not (CheckoutOutcome.Placed or CheckoutOutcome.Replayed))
                     {
                         await claims.ReleaseAsync(sessionId, idempotencyKey, fingerprint, token);
@@ -121,7 +128,8 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
         }
 
         var email = request.Email!.Trim();
-        if (await orders.InsertAsync(sessionHash, idempotencyKey, fingerprint, email, lines, cancellationToken) is not { } orderId)
+        // The order, its lines and its order.placed event (the outbox) commit together, or none of them does.
+        if (await orders.InsertAsync(sessionHash, idempotencyKey, fingerprint, email, lines, visitor, cancellationToken) is not { } orderId)
         {
             // The unique constraint caught a second placement: another request got there first, so answer its order.
             var winner = await orders.FindAsync(sessionHash, idempotencyKey, cancellationToken)
@@ -130,30 +138,39 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
                 ? new CheckoutResult(CheckoutOutcome.Replayed, winner.Order)
                 : new CheckoutResult(CheckoutOutcome.KeyReusedWithAnotherBody);
         }
+        outbox.Nudge(); // the event is durable already; the relay appends it to the stream now rather than at its next tick
         var order = (await orders.LoadAsync(orderId, cancellationToken))!.Value.Order;
-        try
-        {
-            await claims.CompleteAsync(sessionId, idempotencyKey, fingerprint, orderId, lines.Select(l => (l.ProductId, l.Quantity)));
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            // The order is committed and is the truth, so it is answered. Its lines stay visible in the cart: a later retry
-            // cannot tell whether they were subtracted, and subtracting twice would silently eat a newer cart.
-            logger.LogWarning(ex, "Order {OrderId} placed, but its lines could not be taken out of the cart yet.", orderId);
-        }
-        // The order's id is the event's id: however often this is published, analytics counts the order once.
-        await events.PublishAsync(new AnalyticsEvent($"order-{orderId}", EventTypes.OrderPlaced, order.PlacedAt,
-            visitor, Lines: [.. order.Lines.Select(l => (l.ProductId, l.Quantity))]));
+        await SettleCartAsync(sessionId, idempotencyKey, fingerprint, order);
         return new CheckoutResult(CheckoutOutcome.Placed, order);
     }
 
+    /// <summary>
+    /// Takes the order's lines out of the cart, exactly once however often it runs: the cart remembers which orders
+    /// it settled (<see cref="CheckoutClaims.CompleteAsync"/>), in the same atomic step that subtracts them.
+    /// </summary>
+    private async Task SettleCartAsync(string sessionId, string idempotencyKey, string fingerprint, Order order)
+    {
+        try
+        {
+            await claims.CompleteAsync(sessionId, idempotencyKey, fingerprint, order.Id, order.Lines.Select(l => (l.ProductId, l.Quantity)));
+        }
+        catch (Exception ex) when (ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex))
+        {
+            // The order is committed and is the truth, so it is answered. Its lines stay in the cart for now; a retry
+            // with the same key finds the order and settles the cart then, once.
+            logger.LogWarning(ex, "Order {OrderId} placed, but its lines could not be taken out of the cart yet.", order.Id);
+        }
+    }
+
+    // The order was committed by an earlier attempt whose answer was lost (or whose claim expired): answer it, and
+    // settle the cart if that attempt could not (a no-op when it did).
     private async Task<CheckoutResult> FinishExistingAsync(string sessionId, string idempotencyKey, string fingerprint, (Order Order, string Fingerprint) existing)
     {
         if (existing.Fingerprint != fingerprint)
         {
             return new CheckoutResult(CheckoutOutcome.KeyReusedWithAnotherBody);
         }
-        await claims.CompleteAsync(sessionId, idempotencyKey, fingerprint, existing.Order.Id, []); // record it; subtract nothing
+        await SettleCartAsync(sessionId, idempotencyKey, fingerprint, existing.Order);
         return new CheckoutResult(CheckoutOutcome.Replayed, existing.Order);
     }
 

@@ -55,11 +55,13 @@ public sealed class OrdersDatabase(NpgsqlDataSource dataSource, ILogger<OrdersDa
     }
 
     /// <summary>
-    /// Writes the order and its lines in one transaction. Returns the new id, or null when an order under the same
-    /// (session, key) already exists: the unique constraint decided, and nothing was written.
+    /// Writes the order, its lines and its <c>order.placed</c> event (the outbox) in one transaction. Returns the new
+    /// id, or null when an order under the same (session, key) already exists: the unique constraint decided, and
+    /// nothing was written. A failure before the commit leaves nothing; a failure during it is
+    /// <see cref="OrderOutcomeUnknownException"/>: the server may have committed.
     /// </summary>
     public async Task<long?> InsertAsync(string sessionHash, string idempotencyKey, string fingerprint, string email,
-        IReadOnlyList<OrderLine> lines, CancellationToken cancellationToken)
+        IReadOnlyList<OrderLine> lines, string? visitor, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -87,7 +89,24 @@ public sealed class OrdersDatabase(NpgsqlDataSource dataSource, ILogger<OrdersDa
         orderLines.Parameters.Add(new() { Value = lines.Select(l => l.UnitPrice).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Numeric });
         orderLines.Parameters.Add(new() { Value = lines.Select(l => l.Quantity).ToArray() });
         await orderLines.ExecuteNonQueryAsync(cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await using var outbox = new NpgsqlCommand("""
+            insert into outbox (event_id, type, occurred_at, visitor, lines)
+            select 'order-' || id, 'order.placed', placed_at, $2, $3 from orders where id = $1
+            """, connection, transaction);
+        outbox.Parameters.Add(new() { Value = id });
+        outbox.Parameters.Add(new() { Value = (object?)visitor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        outbox.Parameters.Add(new() { Value = string.Join(',', lines.Select(l => $"{l.ProductId}:{l.Quantity}")) });
+        await outbox.ExecuteNonQueryAsync(cancellationToken);
+        try
+        {
+            await transaction.CommitAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or IOException or OperationCanceledException)
+        {
+            // The COMMIT was sent; whether the server applied it before the connection (or our patience) ended, nobody
+            // here can tell. Saying "no order" would be a lie half the time: the caller retries with the same key.
+            throw new OrderOutcomeUnknownException(ex);
+        }
         return id;
     }
 
@@ -101,6 +120,14 @@ public sealed class OrdersDatabase(NpgsqlDataSource dataSource, ILogger<OrdersDa
             placed_at timestamptz not null default now(),
             constraint orders_idempotency unique (session_hash, idempotency_key)
         );
+        create table if not exists outbox (
+            id bigint generated always as identity primary key,
+            event_id text not null unique,
+            type text not null,
+            occurred_at timestamptz not null,
+            visitor text,
+            lines text not null
+        );
         create table if not exists order_lines (
             order_id bigint not null references orders (id),
             product_id bigint not null,
@@ -111,3 +138,7 @@ public sealed class OrdersDatabase(NpgsqlDataSource dataSource, ILogger<OrdersDa
         );
         """;
 }
+
+/// <summary>The COMMIT of an order was sent but its answer never came: the order may or may not exist.</summary>
+public sealed class OrderOutcomeUnknownException(Exception inner)
+    : Exception("The outcome of the order's commit is unknown.", inner);

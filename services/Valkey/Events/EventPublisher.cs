@@ -53,8 +53,7 @@ public sealed class EventPublisher
         }
         try
         {
-            await _database.StreamAddAsync(EventStream.Key, analyticsEvent.ToFields(), maxLength: StreamMaxLength, useApproximateMaxLength: true).ConfigureAwait(false);
-            _published.Add(1, type);
+            await AppendAsync(analyticsEvent).ConfigureAwait(false);
             return true;
         }
         catch (Exception ex) when (Resilience.ValkeyFailures.IsUnavailable(ex))
@@ -62,6 +61,16 @@ public sealed class EventPublisher
             Drop(type, ex);
             return false;
         }
+    }
+
+    /// <summary>
+    /// Appends the event or throws: for a caller that keeps the event until it is in the stream (the outbox relay), so a
+    /// failure there is a delay, not a loss, and is not counted as dropped.
+    /// </summary>
+    public async Task AppendAsync(AnalyticsEvent analyticsEvent)
+    {
+        await _database.StreamAddAsync(EventStream.Key, analyticsEvent.ToFields(), maxLength: StreamMaxLength, useApproximateMaxLength: true).ConfigureAwait(false);
+        _published.Add(1, new KeyValuePair<string, object?>("type", analyticsEvent.Type));
     }
 
     private void Drop(KeyValuePair<string, object?> type, Exception? error)

@@ -37,6 +37,22 @@ public sealed class CheckoutTests(ServersFixture fixture)
     }
 
     [Fact]
+    public async Task Completing_an_order_twice_takes_its_lines_out_of_the_cart_once()
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        var (carts, claims) = (new CartStore(connection, Limits), new CheckoutClaims(connection, Limits));
+        var session = await carts.CreateSessionAsync();
+        await carts.AddAsync(session, 1, 5);
+
+        var first = await claims.CompleteAsync(session, "key-1", "f00d", orderId: 21, [(1, 3)]);
+        var second = await claims.CompleteAsync(session, "key-1", "f00d", orderId: 21, [(1, 3)]); // a retry after a lost answer
+
+        Assert.Equal((true, false), (first, second));
+        Assert.Equal(new Dictionary<long, int> { [1] = 2 }, await carts.GetAsync(session));
+        Assert.True(await connection.GetDatabase().KeyTimeToLiveAsync(CheckoutClaims.SettledKey(session)) <= Limits.IdleTimeout);
+    }
+
+    [Fact]
     public async Task A_claim_is_held_until_its_holder_releases_it_and_only_its_holder_can()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
@@ -63,7 +79,8 @@ public sealed class CheckoutTests(ServersFixture fixture)
         using var deadCatalog = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}") }; // nothing listens
         var checkout = new CheckoutService(carts, new CheckoutClaims(connection, Limits), orders,
             new CatalogClient(deadCatalog, services.GetRequiredService<HybridCache>()), new CartSessionMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()),
-            new EventPublisher(connection, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<EventPublisher>.Instance),
+            new OutboxRelay(dataSource, new EventPublisher(connection, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<EventPublisher>.Instance),
+                orders, NullLogger<OutboxRelay>.Instance),
             NullLogger<CheckoutService>.Instance);
         var session = await carts.CreateSessionAsync();
         await carts.AddAsync(session, 42, 2);
