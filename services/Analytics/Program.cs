@@ -1,4 +1,3 @@
-using ShopReference.Analytics.Apis;
 using ShopReference.Analytics.Extensions;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -7,10 +6,5 @@ builder.AddServiceDefaults();
 builder.AddApplicationServices();
 
 var app = builder.Build();
-
-app.MapDefaultEndpoints();
-app.MapApiDocuments("analytics");
-app.MapAnalyticsApi();
-app.MapAnalyticsAdminApi();
-
+app.MapApplication();
 app.Run();

@@ -1,4 +1,3 @@
-using ShopReference.Catalog.Apis;
 using ShopReference.Catalog.Extensions;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -7,10 +6,5 @@ builder.AddServiceDefaults();
 builder.AddApplicationServices();
 
 var app = builder.Build();
-
-app.MapDefaultEndpoints();
-app.MapApiDocuments("catalog");
-app.UseOutputCache();
-app.MapCatalogApi();
-
+app.MapApplication();
 app.Run();

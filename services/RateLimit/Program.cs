@@ -1,4 +1,3 @@
-using ShopReference.RateLimit.Apis;
 using ShopReference.RateLimit.Extensions;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -7,13 +6,5 @@ builder.AddServiceDefaults();
 builder.AddApplicationServices();
 
 var app = builder.Build();
-
-app.WarnWithoutTrustedProxies();
-app.MapDefaultEndpoints();
-app.MapApiDocuments("ratelimit");
-app.UseGatewayRateLimiting();
-app.MapRateLimitApi();
-app.MapTokenApi();
-app.MapReverseProxy();
-
+app.MapApplication();
 app.Run();

@@ -1,3 +1,4 @@
+using ShopReference.Analytics.Apis;
 using ShopReference.ServiceClients;
 using ShopReference.Analytics.Data;
 using ShopReference.Analytics.Workers;
@@ -35,5 +36,15 @@ public static class Extensions
 
         builder.AddStartupInitializer<Rollups>("analytics-schema");
         builder.Services.AddHostedService<RollupWorker>();
+    }
+
+    /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
+    public static WebApplication MapApplication(this WebApplication app)
+    {
+        app.MapDefaultEndpoints();
+        app.MapApiDocuments("analytics");
+        app.MapAnalyticsApi();
+        app.MapAnalyticsAdminApi();
+        return app;
     }
 }

@@ -49,4 +49,15 @@ public static class Extensions
         });
         builder.AddCatalogClient();
     }
+
+    /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
+    public static WebApplication MapApplication(this WebApplication app)
+    {
+        app.MapDefaultEndpoints();
+        app.MapApiDocuments("cart");
+        app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)
+        app.MapCartApi();
+        app.MapCartAdminApi();
+        return app;
+    }
 }

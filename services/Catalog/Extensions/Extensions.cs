@@ -39,4 +39,14 @@ public static class Extensions
 
         builder.Services.ConfigureHttpJsonOptions(options => options.SerializerOptions.TypeInfoResolverChain.Insert(0, CatalogJsonContext.Default));
     }
+
+    /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
+    public static WebApplication MapApplication(this WebApplication app)
+    {
+        app.MapDefaultEndpoints();
+        app.MapApiDocuments("catalog");
+        app.UseOutputCache();
+        app.MapCatalogApi();
+        return app;
+    }
 }

@@ -1,3 +1,4 @@
+using ShopReference.RateLimit.Apis;
 using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
 
@@ -51,4 +52,17 @@ public static class Extensions
 
     /// <summary>Rate-limits every /api request before it is routed (see RateLimitMiddleware).</summary>
     public static IApplicationBuilder UseGatewayRateLimiting(this IApplicationBuilder app) => app.UseMiddleware<RateLimitMiddleware>();
+
+    /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
+    public static WebApplication MapApplication(this WebApplication app)
+    {
+        app.WarnWithoutTrustedProxies();
+        app.MapDefaultEndpoints();
+        app.MapApiDocuments("ratelimit");
+        app.UseGatewayRateLimiting();
+        app.MapRateLimitApi();
+        app.MapTokenApi();
+        app.MapReverseProxy();
+        return app;
+    }
 }

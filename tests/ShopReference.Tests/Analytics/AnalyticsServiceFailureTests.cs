@@ -17,19 +17,18 @@ public sealed class AnalyticsServiceFailureTests(ServersFixture fixture)
     public async Task Without_valkey_reads_and_posted_events_are_503s_and_the_service_recovers_by_itself()
     {
         // A real catalog beside it: the event route accepts only products the catalog holds.
-        await using var catalog = await InProcessService.StartAsync(new Dictionary<string, string?>
+        await using var catalog = await InProcessService.CatalogAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = fixture.Valkey.ConnectionString,
             ["ConnectionStrings:catalogdb"] = await fixture.Postgres.CreateDatabaseAsync("analyticsfailurecatalog"),
-        }, builder => ShopReference.Catalog.Extensions.Extensions.AddApplicationServices(builder),
-            app => ShopReference.Catalog.Apis.CatalogApi.MapCatalogApi(app));
+        });
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
-        await using var service = await InProcessService.StartAsync(new Dictionary<string, string?>
+        await using var service = await InProcessService.AnalyticsAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = valkey.FastFailConnectionString,
             ["ConnectionStrings:analyticsdb"] = await fixture.Postgres.CreateDatabaseAsync("analyticsfailure"),
             ["services:catalog:http:0"] = catalog.Address.ToString(),
-        }, builder => builder.AddApplicationServices(), app => app.MapAnalyticsApi());
+        });
         using var http = service.Client();
         var view = new { type = "product.viewed", productId = 3 };
         await Eventually.UntilAsync(async () =>

@@ -134,12 +134,12 @@ public sealed class ChangeFeedFaultTests(ServersFixture fixture)
 
     private async Task<InProcessService> StartCatalogAsync(string database, string valkey, string? slot = null)
     {
-        var service = await InProcessService.StartAsync(new Dictionary<string, string?>
+        var service = await InProcessService.CatalogAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = valkey,
             ["ConnectionStrings:catalogdb"] = database,
             ["Catalog:ChangeFeed:Slot"] = slot ?? "catalog_cache_" + Guid.NewGuid().ToString("N")[..8], // slot names are server-wide
-        }, builder => ShopReference.Catalog.Extensions.Extensions.AddApplicationServices(builder), app => app.MapCatalogApi());
+        });
         using var http = service.Client();
         await Eventually.UntilAsync(async () => (await http.GetAsync("/health", Ct)).IsSuccessStatusCode, TimeSpan.FromSeconds(60),
             "the catalog never became ready", TimeSpan.FromMilliseconds(200), Ct);

@@ -25,12 +25,12 @@ public sealed class CartServiceFailureTests(ServersFixture fixture)
     {
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
         var connectionString = valkey.FastFailConnectionString;
-        await using var service = await InProcessService.StartAsync(new Dictionary<string, string?>
+        await using var service = await InProcessService.CartAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = connectionString,
             ["ConnectionStrings:cartdb"] = await fixture.Postgres.CreateDatabaseAsync("cartfailure"),
             ["services:catalog:http:0"] = $"http://127.0.0.1:{FreePort.Next()}", // nothing listens there
-        }, builder => builder.AddApplicationServices(), app => app.MapCartApi());
+        });
         await using var connection = await ConnectionMultiplexer.ConnectAsync(connectionString);
         var store = new CartStore(connection, new CartLimits());
         var session = await store.CreateSessionAsync();

@@ -30,20 +30,20 @@ public sealed class CheckoutFaultTests(ServersFixture fixture)
     [Fact]
     public async Task The_database_connection_lost_at_commit_is_an_unknown_outcome_and_a_retry_gives_the_order_once_and_settles_the_cart_once()
     {
-        await using var catalog = await InProcessService.StartAsync(new Dictionary<string, string?>
+        await using var catalog = await InProcessService.CatalogAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = fixture.Valkey.ConnectionString,
             ["ConnectionStrings:catalogdb"] = await fixture.Postgres.CreateDatabaseAsync("commitcatalog"),
             ["Catalog:ChangeFeed:Slot"] = "catalog_cache_" + Guid.NewGuid().ToString("N")[..8],
-        }, builder => ShopReference.Catalog.Extensions.Extensions.AddApplicationServices(builder), app => ShopReference.Catalog.Apis.CatalogApi.MapCatalogApi(app));
+        });
         var cartdb = new NpgsqlConnectionStringBuilder(await fixture.Postgres.CreateDatabaseAsync("commitcart"));
         await using var database = new TcpFaultProxy(cartdb.Port);
-        await using var cart = await InProcessService.StartAsync(new Dictionary<string, string?>
+        await using var cart = await InProcessService.CartAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = fixture.Valkey.ConnectionString,
             ["ConnectionStrings:cartdb"] = new NpgsqlConnectionStringBuilder(cartdb.ConnectionString) { Port = database.Port }.ConnectionString,
             ["services:catalog:http:0"] = catalog.Address.ToString(),
-        }, builder => builder.AddApplicationServices(), app => app.MapCartApi());
+        });
         using var http = cart.Client();
         await Eventually.UntilAsync(async () => (await catalog.Client().GetAsync("/health", Ct)).IsSuccessStatusCode && (await http.GetAsync("/health", Ct)).IsSuccessStatusCode,
             TimeSpan.FromSeconds(60), "the services never became ready", TimeSpan.FromMilliseconds(200), Ct);

@@ -7,9 +7,9 @@ using ShopReference.Testing;
 namespace ShopReference.Tests.Infrastructure;
 
 /// <summary>
-/// One service hosted in the test process exactly as its Program.cs wires it (service defaults, its own services, its
-/// routes), on a real Kestrel port and against servers the test owns, so a test can stop Valkey under a live service
-/// without disturbing the shared end-to-end app.
+/// One service hosted in the test process exactly as its Program.cs runs it (service defaults, its
+/// <c>AddApplicationServices</c> and its whole pipeline, <c>MapApplication</c>), on a real Kestrel port and against
+/// servers the test owns, so a test can stop Valkey under a live service without disturbing the shared end-to-end app.
 /// </summary>
 public sealed class InProcessService : IAsyncDisposable
 {
@@ -28,14 +28,31 @@ public sealed class InProcessService : IAsyncDisposable
 
     public HttpClient Client() => new(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = Address };
 
+    public static Task<InProcessService> CatalogAsync(IReadOnlyDictionary<string, string?> settings) => StartAsync("catalog", settings,
+        b => ShopReference.Catalog.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.Catalog.Extensions.Extensions.MapApplication(a));
+
+    public static Task<InProcessService> CartAsync(IReadOnlyDictionary<string, string?> settings) => StartAsync("cart-session", settings,
+        b => ShopReference.CartSession.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.CartSession.Extensions.Extensions.MapApplication(a));
+
+    public static Task<InProcessService> AnalyticsAsync(IReadOnlyDictionary<string, string?> settings) => StartAsync("analytics", settings,
+        b => ShopReference.Analytics.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.Analytics.Extensions.Extensions.MapApplication(a));
+
+    public static Task<InProcessService> GatewayAsync(IReadOnlyDictionary<string, string?> settings) => StartAsync("rate-limit", settings,
+        b => ShopReference.RateLimit.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.RateLimit.Extensions.Extensions.MapApplication(a));
+
     /// <param name="settings">Connection strings and options, as the AppHost would pass them.</param>
     /// <param name="addServices">The service's own <c>AddApplicationServices</c>.</param>
-    /// <param name="map">The service's routes.</param>
-    public static async Task<InProcessService> StartAsync(IReadOnlyDictionary<string, string?> settings,
+    /// <param name="map">The service's pipeline, <c>MapApplication</c>.</param>
+    /// <param name="service">The service's folder in the test output, holding its own appsettings.json.</param>
+    private static async Task<InProcessService> StartAsync(string service, IReadOnlyDictionary<string, string?> settings,
         Action<WebApplicationBuilder> addServices, Action<WebApplication> map)
     {
         var address = new Uri($"http://127.0.0.1:{FreePort.Next()}");
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            EnvironmentName = Environments.Production,
+            ContentRootPath = Path.Combine(AppContext.BaseDirectory, "services", service),
+        });
         builder.Configuration.AddInMemoryCollection(settings);
         if (string.IsNullOrEmpty(builder.Configuration["Auth:SigningKey"]))
         {
@@ -45,7 +62,6 @@ public sealed class InProcessService : IAsyncDisposable
         builder.AddServiceDefaults();
         addServices(builder);
         var app = builder.Build();
-        app.MapDefaultEndpoints();
         map(app);
         await app.StartAsync();
         return new InProcessService(app, address);
