@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using ShopReference.Bench.Harness;
 using ShopReference.Testing;
+using ShopReference.Valkey;
 using ShopReference.Valkey.Events;
 using ShopReference.Analytics.Counting;
 using ShopReference.Valkey.Caching;
@@ -70,22 +71,32 @@ public sealed class AnalyticsScenario : IScenario
         report.AppendLine();
         report.Append(MarkdownReport.Render("7-day most-viewed top 10 over 168 buckets of 1,000 products", "recompute the window on every read", measurements));
 
-        var bucket = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.Bucket("views", now), "SAMPLES", "0");
+        var bucket = await MemoryUsageAsync(database, AnalyticsKeys.Bucket("views", now));
+        var week = 0L;
+        for (var h = 0; h < 168; h++)
+        {
+            week += await MemoryUsageAsync(database, AnalyticsKeys.Bucket("views", now.AddHours(-h))); // each one measured
+        }
         await AppendAllAsync(producer, "bench-hll");
         await new EventConsumer(producer, "bench-drain", new EventConsumerOptions(), NullLogger.Instance).DrainAsync();
-        var hll = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.Uniques(DateOnly.FromDateTime(now)), "SAMPLES", "0");
-        var view = (long)await database.ExecuteAsync("MEMORY", "USAGE", AnalyticsKeys.View("views", "7d"), "SAMPLES", "0");
+        var hll = await MemoryUsageAsync(database, AnalyticsKeys.Uniques(DateOnly.FromDateTime(now)));
+        var view = await MemoryUsageAsync(database, AnalyticsKeys.View("views", "7d"));
+        var dedupe = await MemoryUsageAsync(database, KeySchema.TaggedKey("analytics", "applied", AnalyticsKeys.Tag, AnalyticsKeys.HourId(now)));
         report.AppendLine();
         report.AppendLine("Memory (`MEMORY USAGE`):");
         report.AppendLine();
         report.AppendLine("| what | bytes |");
         report.AppendLine("|---|---:|");
         report.AppendLine(CultureInfo.InvariantCulture, $"| one hourly bucket, {Products:N0} products | {bucket:N0} |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| a week of hourly buckets (168), {Products:N0} products each | {bucket * 168:N0} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| a week of hourly buckets (168, each measured), {Products:N0} products each | {week:N0} |");
         report.AppendLine(CultureInfo.InvariantCulture, $"| one day's unique visitors (HyperLogLog, 50,000 visitors) | {hll:N0} |");
         report.AppendLine(CultureInfo.InvariantCulture, $"| the cached 7-day view (top 100) | {view:N0} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| the hour's dedupe set after {Events:N0} events | {dedupe:N0} ({(double)dedupe / Events:0.0} per event) |");
         return report.ToString();
     }
+
+    private static async Task<long> MemoryUsageAsync(IDatabase database, string key) =>
+        (long)await database.ExecuteAsync("MEMORY", "USAGE", key, "SAMPLES", "0");
 
     private static async Task<TimeSpan> IngestAsync(TestServers servers, IConnectionMultiplexer producer, int consumers)
     {

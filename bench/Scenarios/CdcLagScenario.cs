@@ -52,8 +52,15 @@ public sealed class CdcLagScenario : IScenario
         await using var flights = new SingleFlightCache(multiplexer, new SingleFlightOptions { Channel = Channel });
         var metrics = new CatalogMetrics(provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), flights);
         var cache = new ProductCache(flights, new CatalogDatabase(dataSource), metrics, NullLogger<ProductCache>.Instance);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:catalogdb"] = connectionString }).Build();
-        var feed = new ProductChangeFeed(dataSource, configuration, cache, provider.GetRequiredService<IOutputCacheStore>(), metrics, initializer, NullLogger<ProductChangeFeed>.Instance);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:catalogdb"] = connectionString,
+            ["Catalog:ChangeFeed:Slot"] = "bench_cdc_" + Guid.NewGuid().ToString("N")[..8], // slot names are server-wide
+        }).Build();
+        var outputCache = provider.GetRequiredService<IOutputCacheStore>();
+        var slot = new ReplicationSlot(dataSource, multiplexer, outputCache, metrics, configuration, NullLogger<ReplicationSlot>.Instance);
+        var feed = new ProductChangeFeed(dataSource, configuration, cache, new CatalogDatabase(dataSource), outputCache, metrics, initializer, slot,
+            NullLogger<ProductChangeFeed>.Instance);
 
         var filled = new ConcurrentDictionary<string, TaskCompletionSource<long>>();
         await multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(Channel), (_, key) =>

@@ -49,13 +49,17 @@ public sealed class ChangeFeedTests(ShopAppFixture fixture)
 
         // Stop the reader: its replication connection dies (as when the leader replica crashes). The slot keeps the
         // position it last acknowledged, so whichever replica reconnects first must replay everything after it.
-        await ExecuteAsync("select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = 'catalog_cache' and active");
+        var reader = await ScalarAsync("select active_pid from pg_replication_slots where slot_name = 'catalog_cache' and active");
+        Assert.True(await ScalarAsync($"select pg_terminate_backend({reader})") is true, "the reader was not terminated");
         for (var id = 6001; id <= 6100; id++)
         {
             await ExecuteAsync($"update products set stock = stock + 1, version = version + 1 where id = {id}");
         }
 
         await WaitUntilCacheMatchesAsync(valkey, 6001, 6100);
+        var successor = await ScalarAsync("select active_pid from pg_replication_slots where slot_name = 'catalog_cache' and active");
+        Assert.NotNull(successor);
+        Assert.NotEqual(reader, successor); // a new reader replayed them, not the old one
     }
 
     private async Task WaitUntilCacheMatchesAsync(ConnectionMultiplexer valkey, long from, long to)
@@ -69,6 +73,14 @@ public sealed class ChangeFeedTests(ShopAppFixture fixture)
             }
             return true;
         });
+    }
+
+    private async Task<object?> ScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(await App.GetConnectionStringAsync("catalogdb", Ct));
+        await connection.OpenAsync(Ct);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync(Ct);
     }
 
     private async Task ExecuteAsync(string sql)

@@ -107,7 +107,7 @@ public sealed class CheckoutTests(ShopAppFixture fixture)
     }
 
     [Fact]
-    public async Task Two_hundred_concurrent_adds_over_both_instances_lose_none_while_the_session_blob_loses_updates()
+    public async Task Two_hundred_concurrent_adds_over_both_instances_lose_none_and_the_session_blob_comparison_is_reported()
     {
         // Each replica by its own address, so the load really is split between two instances.
         var replicas = (await fixture.Shop.ReplicaAddressesAsync("cart-session", 2, TimeSpan.FromMinutes(1))).Select(CartHttp.Client).ToArray();

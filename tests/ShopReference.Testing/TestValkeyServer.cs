@@ -32,13 +32,14 @@ public sealed class TestValkeyServer : IAsyncDisposable
     public string FastFailConnectionString => ConnectionString + ",connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000";
 
     /// <param name="settings">More configuration lines (a memory limit, ACL users), as the AppHost writes them.</param>
-    public static async Task<TestValkeyServer> StartAsync(TimeSpan? timeout = null, IEnumerable<string>? settings = null)
+    /// <param name="persistent">Keep data across <see cref="RestartAsync"/> (append-only file), as the AppHost's server does.</param>
+    public static async Task<TestValkeyServer> StartAsync(TimeSpan? timeout = null, IEnumerable<string>? settings = null, bool persistent = false)
     {
         var binary = ServerBinaries.FindValkeyServer()
             ?? throw new InvalidOperationException($"No valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
         var directory = Directory.CreateTempSubdirectory("shopref-valkey-").FullName;
         var password = Secrets.NewPassword();
-        ValkeyConfigFile.Write(directory, password, persistent: false, settings);
+        ValkeyConfigFile.Write(directory, password, persistent, settings);
         var port = FreePort.Next();
 
         var process = await LaunchAsync(binary, directory, port, password, timeout ?? TimeSpan.FromSeconds(30));
@@ -48,7 +49,7 @@ public sealed class TestValkeyServer : IAsyncDisposable
     /// <summary>Stops the server (to test what a pattern does while Valkey is down).</summary>
     public Task StopAsync() => _process.StopAsync(TimeSpan.FromSeconds(10));
 
-    /// <summary>Starts the server again on the same port and password, empty (it keeps no data).</summary>
+    /// <summary>Starts the server again on the same port and password: empty, or with its data when it is persistent.</summary>
     public async Task RestartAsync()
     {
         await _process.DisposeAsync();

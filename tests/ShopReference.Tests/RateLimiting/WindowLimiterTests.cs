@@ -37,8 +37,11 @@ public sealed class WindowLimiterTests(ServersFixture fixture)
         Assert.Equal(100, admitted);
     }
 
+    // Only the algorithms whose state is a time (GCRA's theoretical arrival time, the bucket's last refill) would be bent
+    // by a process clock here: instances 12 minutes apart would each see the other's state as long past and admit again.
+    // The window algorithms keep counts per window; at this window length a process-timed window would count the same,
+    // so a case for them could not fail and is left out.
     [Theory]
-    [InlineData(RateLimitAlgorithm.FixedWindow)]
     [InlineData(RateLimitAlgorithm.Gcra)]
     [InlineData(RateLimitAlgorithm.TokenBucket)]
     public async Task Instances_whose_process_clocks_differ_by_minutes_still_admit_exactly_the_limit(RateLimitAlgorithm algorithm)
