@@ -71,6 +71,8 @@ public sealed class AnalyticsScenario : IScenario
         report.AppendLine();
         report.Append(MarkdownReport.Render("7-day most-viewed top 10 over 168 buckets of 1,000 products", "recompute the window on every read", measurements));
 
+        await cached.TopAsync("views", "7d", 10); // the view as a reader leaves it (it may have expired since the last read)
+        var view = await MemoryUsageAsync(database, AnalyticsKeys.View("views", "7d"));
         var bucket = await MemoryUsageAsync(database, AnalyticsKeys.Bucket("views", now));
         var week = 0L;
         for (var h = 0; h < 168; h++)
@@ -80,7 +82,6 @@ public sealed class AnalyticsScenario : IScenario
         await AppendAllAsync(producer, "bench-hll");
         await new EventConsumer(producer, "bench-drain", new EventConsumerOptions(), NullLogger.Instance).DrainAsync();
         var hll = await MemoryUsageAsync(database, AnalyticsKeys.Uniques(DateOnly.FromDateTime(now)));
-        var view = await MemoryUsageAsync(database, AnalyticsKeys.View("views", "7d"));
         var dedupe = await MemoryUsageAsync(database, KeySchema.TaggedKey("analytics", "applied", AnalyticsKeys.Tag, AnalyticsKeys.HourId(now)));
         report.AppendLine();
         report.AppendLine("Memory (`MEMORY USAGE`):");

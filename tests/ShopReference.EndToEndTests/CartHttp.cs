@@ -1,5 +1,7 @@
 using System.Net.Http.Json;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 /// <summary>

@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 /// <summary>The catalog through the gateway. Each test uses its own product ids, so tests do not see each other's writes.</summary>

@@ -4,6 +4,8 @@ using System.Text.Json;
 using Npgsql;
 using ShopReference.Valkey;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 /// <summary>

@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 [Collection(ShopAppCollection.Name)]

@@ -10,6 +10,8 @@ using ShopReference.Valkey.Events;
 using ShopReference.Valkey;
 using StackExchange.Redis;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 /// <summary>

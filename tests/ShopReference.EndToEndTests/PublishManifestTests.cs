@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 /// <summary>

@@ -6,6 +6,8 @@ using Npgsql;
 using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
+using ShopReference.Testing;
+
 namespace ShopReference.EndToEndTests;
 
 /// <summary>

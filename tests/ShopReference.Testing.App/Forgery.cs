@@ -2,10 +2,10 @@ using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace ShopReference.EndToEndTests;
+namespace ShopReference.Testing;
 
 /// <summary>Tokens the gateway did not issue: signed with a wrong key, expired, or for another audience.</summary>
-internal static class Forgery
+public static class Forgery
 {
     public static string Token(string signingKey, string audience, params (string Name, object Value)[] claims) =>
         Token(signingKey, audience, DateTime.UtcNow.AddMinutes(5), claims);

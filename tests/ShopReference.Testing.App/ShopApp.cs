@@ -1,7 +1,10 @@
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Aspire.Hosting.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ShopReference.Testing;
 
-namespace ShopReference.EndToEndTests;
+namespace ShopReference.Testing;
 
 /// <summary>
 /// Starts the real AppHost in Local mode with randomised ports, passwords and data folder, so a test run never
@@ -192,6 +195,11 @@ public sealed class ShopApp : IAsyncDisposable
             .EnvironmentVariables.FirstOrDefault(e => e.Name == variable)?.Value
             ?? throw new InvalidOperationException($"'{resource}' has no {variable}.");
 
+    /// <summary>The process id of each of <paramref name="count"/> healthy replicas of a project.</summary>
+    public async Task<IReadOnlyList<int>> ReplicaProcessIdsAsync(string resource, int count, TimeSpan timeout) =>
+        [.. (await HealthyInstancesAsync(resource, count, timeout)).Values.Select(snapshot =>
+            Convert.ToInt32(snapshot.Properties.First(p => p.Name == "executable.pid").Value, System.Globalization.CultureInfo.InvariantCulture))];
+
     /// <summary>The process ids the orchestrator reports for an executable resource.</summary>
     public int ProcessIdOf(string resource)
     {
@@ -221,28 +229,4 @@ public sealed class ShopApp : IAsyncDisposable
         {
         }
     }
-}
-
-/// <summary>One started app shared by every test class in the "app" collection (a start takes several seconds).</summary>
-public sealed class ShopAppFixture : IAsyncLifetime
-{
-    private ShopApp? _shop;
-
-    public ShopApp Shop => _shop ?? throw new InvalidOperationException("The app has not started.");
-
-    public async ValueTask InitializeAsync() => _shop = await ShopApp.StartAsync(TestContext.Current.CancellationToken);
-
-    public async ValueTask DisposeAsync()
-    {
-        if (_shop is not null)
-        {
-            await _shop.DisposeAsync();
-        }
-    }
-}
-
-[CollectionDefinition(Name)]
-public sealed class ShopAppCollection : ICollectionFixture<ShopAppFixture>
-{
-    public const string Name = "app";
 }
