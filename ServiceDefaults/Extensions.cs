@@ -39,7 +39,7 @@ public static class Extensions
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"]);
         builder.Services.AddProblemDetails();
-        builder.Services.AddExceptionHandler<ValkeyUnavailableHandler>();
+        builder.Services.AddExceptionHandler<UnavailableDependencyHandler>();
         // Malformed JSON or an unparseable parameter is the client's error: answer 400 ProblemDetails in every
         // environment instead of throwing (the Development default), which the exception handler would turn into a 500.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = false);

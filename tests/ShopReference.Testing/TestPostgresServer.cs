@@ -71,6 +71,9 @@ public sealed class TestPostgresServer : IAsyncDisposable
         return ConnectionString(name);
     }
 
+    /// <summary>Stops the server (to test what a service does while PostgreSQL is down).</summary>
+    public Task StopAsync() => _process.StopAsync(TimeSpan.FromSeconds(10));
+
     public async ValueTask DisposeAsync()
     {
         NpgsqlConnection.ClearAllPools();

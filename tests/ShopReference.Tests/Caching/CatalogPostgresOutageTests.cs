@@ -1,0 +1,44 @@
+using System.Net;
+using ShopReference.Testing;
+using ShopReference.Tests.Infrastructure;
+
+namespace ShopReference.Tests.Caching;
+
+/// <summary>
+/// The catalog, hosted in process, when PostgreSQL goes away under it (the chaos benchmark's restart found the 500 this
+/// closes): cached products are still served from Valkey, an uncached one is a 503 ProblemDetails with Retry-After.
+/// </summary>
+[Collection(ServersCollection.Name)]
+public sealed class CatalogPostgresOutageTests(ServersFixture fixture)
+{
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Without_postgres_cached_products_are_served_and_an_uncached_one_is_a_503_problem()
+    {
+        await using var postgres = await TestPostgresServer.StartAsync(); // its own server: this test stops it
+        await using var catalog = await InProcessService.CatalogAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:valkey"] = fixture.Valkey.ConnectionString,
+            ["ConnectionStrings:catalogdb"] = await postgres.CreateDatabaseAsync("pgoutage") + ";Timeout=2;Command Timeout=2",
+            ["Catalog:ChangeFeed:Slot"] = "catalog_cache_" + Guid.NewGuid().ToString("N")[..8],
+        });
+        using var http = catalog.Client();
+        await Eventually.UntilAsync(async () => (await http.GetAsync("/health", Ct)).IsSuccessStatusCode, TimeSpan.FromSeconds(60),
+            "the catalog never became ready", TimeSpan.FromMilliseconds(200), Ct);
+        var cachedId = Random.Shared.Next(1, 5000);
+        using (var warm = await http.GetAsync($"/api/catalog/products/{cachedId}", Ct))
+        {
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+
+        await postgres.StopAsync();
+        using var cached = await http.GetAsync($"/api/catalog/products/{cachedId}", Ct);
+        using var uncached = await http.GetAsync($"/api/catalog/products/{cachedId + 5000}", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, cached.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, uncached.StatusCode);
+        Assert.Equal("application/problem+json", uncached.Content.Headers.ContentType?.MediaType);
+        Assert.NotNull(uncached.Headers.RetryAfter);
+    }
+}
