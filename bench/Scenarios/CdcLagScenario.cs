@@ -50,22 +50,23 @@ public sealed class CdcLagScenario : IScenario
         services.AddStackExchangeRedisOutputCache(o => o.ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer));
         await using var provider = services.BuildServiceProvider();
         await using var flights = new SingleFlightCache(multiplexer, new SingleFlightOptions { Channel = Channel });
-        var metrics = new CatalogMetrics(provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), flights);
-        var cache = new ProductCache(flights, new CatalogDatabase(dataSource), metrics, NullLogger<ProductCache>.Instance);
+        await using var near = new NearCache(flights, multiplexer, new NearCacheOptions());
+        var metrics = new CatalogMetrics(provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), near);
+        var cache = new ProductCache(near, new CatalogDatabase(dataSource), metrics, NullLogger<ProductCache>.Instance);
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["ConnectionStrings:catalogdb"] = connectionString,
             ["Catalog:ChangeFeed:Slot"] = "bench_cdc_" + Guid.NewGuid().ToString("N")[..8], // slot names are server-wide
         }).Build();
         var outputCache = provider.GetRequiredService<IOutputCacheStore>();
-        var slot = new ReplicationSlot(dataSource, multiplexer, outputCache, metrics, configuration, NullLogger<ReplicationSlot>.Instance);
+        var slot = new ReplicationSlot(dataSource, multiplexer, outputCache, cache, metrics, configuration, NullLogger<ReplicationSlot>.Instance);
         var feed = new ProductChangeFeed(dataSource, configuration, cache, new CatalogDatabase(dataSource), outputCache, metrics, initializer, slot,
             NullLogger<ProductChangeFeed>.Instance);
 
         var filled = new ConcurrentDictionary<string, TaskCompletionSource<long>>();
-        await multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(Channel), (_, key) =>
+        await multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(Channel), (_, message) =>
         {
-            if (filled.TryRemove(key.ToString(), out var waiter)) waiter.TrySetResult(Stopwatch.GetTimestamp());
+            if (Announcement.TryParse(message, out var change) && filled.TryRemove(change.Key, out var waiter)) waiter.TrySetResult(Stopwatch.GetTimestamp());
         });
 
         await feed.StartAsync(CancellationToken.None);

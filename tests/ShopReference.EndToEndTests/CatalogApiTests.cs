@@ -29,7 +29,7 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
 
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
         Assert.Equal("miss", Header(first, "X-Cache"));
-        Assert.Equal("hit", Header(second, "X-Cache"));
+        Assert.Contains(Header(second, "X-Cache"), FromCache); // from Valkey, or from the replica's near cache
         Assert.Equal(second.Headers.ETag?.Tag, first.Headers.ETag?.Tag);
         var product = await second.Content.ReadFromJsonAsync<JsonElement>(Ct);
         Assert.Equal("SKU-000042", product.GetProperty("sku").GetString());
@@ -60,7 +60,7 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
 
         Assert.Equal(HttpStatusCode.NotFound, first.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, second.StatusCode);
-        Assert.Equal("hit", Header(second, "X-Cache"));
+        Assert.Contains(Header(second, "X-Cache"), FromCache);
     }
 
     [Fact]
@@ -71,13 +71,13 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
         var etag = read.Headers.ETag!.Tag;
 
         using var update = await PutAsync(gateway, 101, etag, Update("Renamed 101", 12.5m, 7));
-        using var after = await gateway.GetAsync("/api/catalog/products/101", Ct);
+        // The other replica drops its near-cache copy when the write's announcement arrives (milliseconds), not at once.
+        using var after = await ReadUntilAsync(gateway, 101, r => r.Headers.ETag?.Tag == update.Headers.ETag?.Tag);
         using var stale = await PutAsync(gateway, 101, etag, Update("Lost update", 1m, 1));
 
         Assert.Equal(HttpStatusCode.OK, update.StatusCode);
         Assert.NotEqual(etag, update.Headers.ETag!.Tag);
-        Assert.Equal("hit", Header(after, "X-Cache")); // written through: no reload from PostgreSQL
-        Assert.Equal(update.Headers.ETag!.Tag, after.Headers.ETag!.Tag);
+        Assert.Contains(Header(after, "X-Cache"), FromCache); // written through: no reload from PostgreSQL
         Assert.Equal("Renamed 101", (await after.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("name").GetString());
         Assert.Equal(HttpStatusCode.PreconditionFailed, stale.StatusCode);
     }
@@ -167,6 +167,22 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
         await using var reader = await select.ExecuteReaderAsync(Ct);
         await reader.ReadAsync(Ct);
         return (reader.GetString(0), reader.GetInt32(1));
+    }
+
+    /// <summary>The X-Cache values of a read served without PostgreSQL.</summary>
+    private static readonly string[] FromCache = ["hit", "hit-local"];
+
+    /// <summary>Reads a product until <paramref name="done"/> holds (a few seconds at most); the matching response, undisposed.</summary>
+    private async Task<HttpResponseMessage> ReadUntilAsync(HttpClient http, long id, Func<HttpResponseMessage, bool> done)
+    {
+        HttpResponseMessage? last = null;
+        await Eventually.UntilAsync(async () =>
+        {
+            last?.Dispose();
+            last = await http.GetAsync($"/api/catalog/products/{id}", Ct);
+            return done(last);
+        }, TimeSpan.FromSeconds(5), $"product {id} never showed the write", cancellationToken: Ct);
+        return last!;
     }
 
     private static string Header(HttpResponseMessage response, string name) =>

@@ -18,6 +18,9 @@ public sealed class ShopApp : IAsyncDisposable
     public static readonly string[] Resources =
         ["valkey", "postgres", "catalogdb", "cartdb", "analyticsdb", "catalog", "cart-session", "analytics", "rate-limit"];
 
+    /// <summary>How long the catalog replicas keep a near-cache copy in the test app: longer than any test waits.</summary>
+    public static readonly TimeSpan NearCacheTimeToLive = TimeSpan.FromMinutes(30);
+
     private ShopApp(DistributedApplication app, string dataDirectory, string valkeyPassword, string postgresPassword)
     {
         App = app;
@@ -75,6 +78,8 @@ public sealed class ShopApp : IAsyncDisposable
             $"--Parameters:auth-signing-key={signingKey}",
             $"--Gateway:TrustedProxies:0={TrustedProxy}",
         ], cancellationToken);
+        // Near-cache copies outlive every test: a replica that serves a change did so because it was told, not because its copy aged out.
+        builder.CreateResourceBuilder<ProjectResource>("catalog").WithEnvironment("Catalog__NearCache__TimeToLive", NearCacheTimeToLive.ToString("c"));
         builder.Services.AddLogging(logging => logging
             .SetMinimumLevel(LogLevel.Warning)
             .AddFilter("ShopReference.AppHost.Resources", LogLevel.Warning) // each service's own console output

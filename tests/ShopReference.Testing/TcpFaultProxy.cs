@@ -43,7 +43,33 @@ public sealed class TcpFaultProxy : IAsyncDisposable
         }
     }
 
-    public void Restore() => _cut = false;
+    /// <summary>Ends a <see cref="Cut"/> or a <see cref="Stall"/>: new connections are accepted, stalled bytes flow on.</summary>
+    public void Restore()
+    {
+        _cut = false;
+        _flowing.TrySetResult();
+    }
+
+    /// <summary>
+    /// Stops forwarding in both directions without closing anything, as a silent network partition does: the peers see
+    /// no error, only silence, and what was sent meanwhile arrives after <see cref="Restore"/> (TCP retransmits it).
+    /// </summary>
+    public void Stall()
+    {
+        if (_flowing.Task.IsCompleted)
+        {
+            _flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    private volatile TaskCompletionSource _flowing = Flowing();
+
+    private static TaskCompletionSource Flowing()
+    {
+        var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        flowing.SetResult();
+        return flowing;
+    }
 
     /// <summary>
     /// Arms a cut at the worst moment: on the first connection whose client sends <paramref name="armedBy"/> and then
@@ -141,6 +167,7 @@ public sealed class TcpFaultProxy : IAsyncDisposable
                     Cut(); // the reply is dropped with the connections
                     return;
                 }
+                await _flowing.Task.WaitAsync(_stop.Token);
                 await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token);
             }
         }

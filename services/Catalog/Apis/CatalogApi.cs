@@ -18,7 +18,8 @@ public sealed record Trending(string Window, bool Degraded, IReadOnlyList<Trendi
 
 /// <summary>Counters of this catalog instance (each replica keeps its own); <c>Instance</c> (host and process) only for an operator.</summary>
 public sealed record CatalogStats(string? Instance, long Hits, long Misses, long Coalesced, long Stale, long OriginLoads,
-    long LockWaits, double LockWaitMs, long FillsRefused, long Degraded, double CdcLagMs);
+    long LockWaits, double LockWaitMs, long FillsRefused, long Degraded, double CdcLagMs,
+    long LocalHits, long LocalMisses, long LocalInvalidations, long LocalFlushes, int LocalEntries);
 
 public static class CatalogApi
 {
@@ -31,7 +32,7 @@ public static class CatalogApi
 
         api.MapGet("products/{id}", GetProduct)
             .WithName("GetProduct")
-            .WithSummary("A product, cache-aside with herd protection. X-Cache tells how it was served: hit, miss, coalesced or stale.");
+            .WithSummary("A product, cache-aside with herd protection and a near cache. X-Cache tells how it was served: hit-local, hit, miss, coalesced or stale.");
         api.MapGet("products/trending", GetTrending)
             .WithName("GetTrendingProducts")
             .WithSummary("The most viewed products (from analytics, cached 30 s); an empty list, marked degraded, when analytics is down.");
@@ -45,7 +46,7 @@ public static class CatalogApi
             .WithSummary("A page of products, optionally in one category. Output-cached in Valkey; writes and change-data capture evict it.");
         api.MapGet("stats", GetStats)
             .WithName("GetCatalogStats")
-            .WithSummary("This instance's cache counters: hits, misses, coalesced, stale, origin loads, lock waits, CDC lag.");
+            .WithSummary("This instance's cache counters: hits, misses, coalesced, stale, origin loads, lock waits, CDC lag, near cache.");
 
         api.MapWiringEndpoint("", "catalog");
 
@@ -64,7 +65,7 @@ public static class CatalogApi
             return InvalidId(id);
         }
         var (product, outcome) = await services.Cache.GetAsync(productId, cancellationToken);
-        http.Response.Headers["X-Cache"] = outcome.ToString().ToLowerInvariant();
+        http.Response.Headers["X-Cache"] = CacheHeader(outcome);
         if (product is null)
         {
             return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
@@ -163,7 +164,8 @@ public static class CatalogApi
         var user = await http.AuthenticateAsync(); // anonymous route; an operator's token adds the instance
         var instance = user.Succeeded && user.Principal.Has(Permissions.Operator) ? $"{Environment.MachineName}:{Environment.ProcessId}" : null;
         return TypedResults.Ok(new CatalogStats(instance, c.Hits, c.Misses, c.CoalescedReads, c.StaleReads,
-            c.OriginLoads, c.LockWaits, c.LockWaitTime.TotalMilliseconds, c.FillsRefused, metrics.DegradedCount, metrics.LastCdcLagMilliseconds));
+            c.OriginLoads, c.LockWaits, c.LockWaitTime.TotalMilliseconds, c.FillsRefused, metrics.DegradedCount, metrics.LastCdcLagMilliseconds,
+            metrics.Local.LocalHits, metrics.Local.LocalMisses, metrics.Local.Invalidations, metrics.Local.Flushes, metrics.LocalEntries));
     }
 
     public static async Task<Results<NoContent, ValidationProblem>> EvictProduct(string id, ProductCache cache)
@@ -175,6 +177,13 @@ public static class CatalogApi
         await cache.EvictAsync(productId);
         return TypedResults.NoContent();
     }
+
+    /// <summary>The <c>X-Cache</c> value: hit, hit-local, miss, coalesced or stale.</summary>
+    public static string CacheHeader(ShopReference.Valkey.Caching.CacheOutcome outcome) => outcome switch
+    {
+        ShopReference.Valkey.Caching.CacheOutcome.HitLocal => "hit-local",
+        _ => outcome.ToString().ToLowerInvariant(),
+    };
 
     private static ValidationProblem InvalidId(string id) =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["id"] = [$"'{Truncate(id)}' is not a product id (a positive integer)."] });

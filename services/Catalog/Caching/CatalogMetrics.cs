@@ -5,7 +5,8 @@ namespace ShopReference.Catalog.Caching;
 
 /// <summary>
 /// The <c>ShopReference.Catalog</c> meter: the cache's outcomes (hits, misses, coalesced, stale), origin loads, lock
-/// waits and their duration, degraded reads, and the change-data-capture lag.
+/// waits and their duration, the near cache (local hits and misses, invalidations, flushes, size), degraded reads, and
+/// the change-data-capture lag.
 /// </summary>
 public sealed class CatalogMetrics
 {
@@ -17,11 +18,21 @@ public sealed class CatalogMetrics
     private long _retainedWal = -1;
     private long _cdcRetries;
     private double _lastCdcLagMs;
+    private readonly NearCache _nearCache;
 
-    public CatalogMetrics(IMeterFactory meterFactory, SingleFlightCache cache)
+    public CatalogMetrics(IMeterFactory meterFactory, NearCache nearCache)
     {
         var meter = meterFactory.Create(MeterName);
-        var counters = cache.Counters;
+        var counters = nearCache.Inner.Counters;
+        var local = nearCache.Counters;
+        meter.CreateObservableCounter("shopreference.catalog.cache.local.hits", () => local.LocalHits, "{read}", "Reads served from this process's near cache.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.local.misses", () => local.LocalMisses, "{read}", "Reads the near cache passed on to Valkey.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.local.invalidations", () => local.Invalidations, "{key}",
+            "Near-cache copies dropped because a change was announced.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.local.flushes", () => local.Flushes, "{flush}",
+            "Times the near cache was emptied: a connection lost or restored, a probe lost, a bulk reset.");
+        meter.CreateObservableGauge("shopreference.catalog.cache.local.entries", () => nearCache.Count, "{entry}", "Entries in this process's near cache.");
+        meter.CreateObservableGauge("shopreference.catalog.cache.local.size", () => nearCache.Bytes, "By", "Bytes held by this process's near cache.");
         meter.CreateObservableCounter("shopreference.catalog.cache.hits", () => counters.Hits, "{read}", "Reads served from Valkey.");
         meter.CreateObservableCounter("shopreference.catalog.cache.misses", () => counters.Misses, "{read}", "Reads that loaded the origin themselves.");
         meter.CreateObservableCounter("shopreference.catalog.cache.coalesced", () => counters.CoalescedReads, "{read}", "Reads that waited for another caller's load.");
@@ -39,9 +50,13 @@ public sealed class CatalogMetrics
         _slotRecreations = meter.CreateCounter<long>("shopreference.catalog.cdc.slot_recreations", "{slot}",
             "Times the change feed's slot had to be created again (dropped, lost in a failover, invalidated); each resets the cache.");
         Counters = counters;
+        Local = local;
+        _nearCache = nearCache;
     }
 
     public SingleFlightCounters Counters { get; }
+    public NearCacheCounters Local { get; }
+    public int LocalEntries => _nearCache.Count;
     public long DegradedCount => Interlocked.Read(ref _degradedCount);
     public double LastCdcLagMilliseconds => Volatile.Read(ref _lastCdcLagMs);
 

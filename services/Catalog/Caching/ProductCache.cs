@@ -10,10 +10,11 @@ namespace ShopReference.Catalog.Caching;
 
 /// <summary>
 /// The catalog's use of <see cref="SingleFlightCache"/>: products as JSON under <c>catalog:product:{id}</c>, a TTL with
-/// jitter, negative caching of unknown ids, and stale-while-revalidate for hot keys. When Valkey cannot answer,
-/// reads go straight to PostgreSQL (counted as degraded) and caching resumes by itself once it answers again.
+/// jitter, negative caching of unknown ids, and stale-while-revalidate for hot keys, with a <see cref="NearCache"/> in
+/// front (on unless <c>Catalog:NearCache:Enabled</c> is false). When Valkey cannot answer, reads go straight to
+/// PostgreSQL (counted as degraded) and caching resumes by itself once it answers again.
 /// </summary>
-public sealed class ProductCache(SingleFlightCache cache, CatalogDatabase database, CatalogMetrics metrics, ILogger<ProductCache> logger)
+public sealed class ProductCache(NearCache cache, CatalogDatabase database, CatalogMetrics metrics, ILogger<ProductCache> logger)
 {
     public static readonly CacheEntryOptions Entry = new()
     {
@@ -70,6 +71,9 @@ public sealed class ProductCache(SingleFlightCache cache, CatalogDatabase databa
 
     /// <summary>Evicts one product's entry (the operator's stampede demonstration); the next read loads it.</summary>
     public Task<bool> EvictAsync(long id) => cache.RemoveAsync(Key(id));
+
+    /// <summary>After a bulk removal of product entries: every replica's near cache drops what it holds. Throws when Valkey cannot take it.</summary>
+    public Task FlushNearCachesAsync() => cache.FlushEverywhereAsync();
 
     /// <summary>The pattern that finds every product entry (and its lock and fence) with SCAN.</summary>
     public const string KeyPattern = "catalog:product:{*}*";

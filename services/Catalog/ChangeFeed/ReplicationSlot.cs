@@ -15,7 +15,7 @@ namespace ShopReference.Catalog.ChangeFeed;
 /// feed, so every cached product and page is dropped once the new slot exists, and loads come from PostgreSQL again.
 /// </summary>
 public sealed class ReplicationSlot(
-    NpgsqlDataSource dataSource, IConnectionMultiplexer valkey, IOutputCacheStore outputCache, CatalogMetrics metrics, IConfiguration configuration,
+    NpgsqlDataSource dataSource, IConnectionMultiplexer valkey, IOutputCacheStore outputCache, ProductCache products, CatalogMetrics metrics, IConfiguration configuration,
     ILogger<ReplicationSlot> logger)
 {
     public const string DefaultName = "catalog_cache";
@@ -113,6 +113,7 @@ public sealed class ReplicationSlot(
                 removed += await database.KeyDeleteAsync([.. batch]);
             }
         }
+        await products.FlushNearCachesAsync(); // the deletions above announce nothing one by one
         await Strict(outputCache).EvictByTagAsync(CatalogApi.ListTag, cancellationToken);
         metrics.SlotRecreated();
         logger.LogWarning("Replication slot {Slot} created: changes before it were not seen, so {Count} cached products and every page were dropped.", Name, removed);

@@ -23,6 +23,9 @@ public static class Extensions
 
         builder.Services.AddSingleton(sp => new SingleFlightCache(
             sp.GetRequiredService<IConnectionMultiplexer>(), new SingleFlightOptions { Channel = "catalog:cache:filled" }));
+        // Product reads are served from process memory when a copy is there; any change anywhere drops it (docs/catalog.md).
+        var nearCache = builder.Configuration.GetSection("Catalog:NearCache").Get<NearCacheOptions>() ?? new NearCacheOptions();
+        builder.Services.AddSingleton(sp => new NearCache(sp.GetRequiredService<SingleFlightCache>(), sp.GetRequiredService<IConnectionMultiplexer>(), nearCache));
         builder.Services.AddSingleton<CatalogDatabase>();
         builder.Services.AddSingleton<CatalogMetrics>();
         builder.Services.AddSingleton<ProductCache>();

@@ -6,6 +6,9 @@ public enum CacheOutcome
     /// <summary>Found in Valkey.</summary>
     Hit,
 
+    /// <summary>Found in this process's near cache (<see cref="NearCache"/>): no round trip at all.</summary>
+    HitLocal,
+
     /// <summary>Not cached: this caller loaded the origin and filled the cache.</summary>
     Miss,
 

@@ -27,6 +27,8 @@ public sealed class SingleFlightCache : IAsyncDisposable
     private readonly SingleFlightOptions _options;
     private readonly FlightLeases _leases;
     private readonly ValkeyScript _fill = ValkeyScript.Load<SingleFlightCache>("fill");
+    private readonly ValkeyScript _evict = ValkeyScript.Load<SingleFlightCache>("evict");
+    private readonly Action<RedisChannel, RedisValue> _onFilled;
     private readonly ConcurrentDictionary<string, Lazy<Task<CacheRead>>> _flights = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _refreshing = new(StringComparer.Ordinal);
@@ -45,9 +47,19 @@ public sealed class SingleFlightCache : IAsyncDisposable
         _database = multiplexer.GetDatabase();
         _options = options;
         _leases = new FlightLeases(_database, options);
+        _onFilled = (_, message) =>
+        {
+            if (Announcement.TryParse(message, out var filled) && _waiters.TryRemove(filled.Key, out var waiter))
+            {
+                waiter.TrySetResult();
+            }
+        };
     }
 
     public SingleFlightCounters Counters { get; } = new();
+
+    /// <summary>The channel every change of an entry is announced on (waiters and <see cref="NearCache"/> listen to it).</summary>
+    public string Channel => _options.Channel;
 
     /// <summary>Reads <paramref name="key"/>, loading it through <paramref name="load"/> exactly once fleet-wide when missing.</summary>
     public async Task<CacheRead> GetOrLoadAsync(string key, Func<CancellationToken, Task<OriginValue>> load, CacheEntryOptions entry, CancellationToken cancellationToken = default)
@@ -101,8 +113,12 @@ public sealed class SingleFlightCache : IAsyncDisposable
         Jitter = 0,
     }, fence: "", "delete");
 
-    /// <summary>Evicts an entry (it is loaded again on the next read); unlike <see cref="DeleteAsync"/> it says nothing about the origin.</summary>
-    public Task<bool> RemoveAsync(string key) => _database.KeyDeleteAsync(key);
+    /// <summary>
+    /// Evicts an entry (it is loaded again on the next read) and announces it; unlike <see cref="DeleteAsync"/> it says
+    /// nothing about the origin.
+    /// </summary>
+    public async Task<bool> RemoveAsync(string key) =>
+        (long)await _evict.EvaluateAsync(_database, [key], [_options.Channel, key]).ConfigureAwait(false) == 1;
 
     public async ValueTask DisposeAsync()
     {
@@ -110,7 +126,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
         {
             try
             {
-                await _multiplexer.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_options.Channel)).ConfigureAwait(false);
+                await _multiplexer.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(_options.Channel), _onFilled).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is ObjectDisposedException or RedisException)
             {
@@ -182,13 +198,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
         {
             if (_subscription is null || _subscription.IsFaulted || _subscription.IsCanceled)
             {
-                _subscription = _multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_options.Channel), (_, key) =>
-                {
-                    if (_waiters.TryRemove(key.ToString(), out var waiter))
-                    {
-                        waiter.TrySetResult();
-                    }
-                });
+                _subscription = _multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_options.Channel), _onFilled);
             }
             return _subscription;
         }

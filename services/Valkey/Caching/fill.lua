@@ -3,6 +3,7 @@
 --         see CacheEnvelope.cs)
 -- KEYS[2] fencing counter (INCR'd by each lock holder)
 -- ARGV: envelope, version, ttl_ms, fence ('' = not a lock holder), channel, key name, mode
+-- Publishes "{version} {key}" on the channel ("-1 {key}" for a deletion; see Announcement.cs).
 --   mode 'load'   an origin load or write-through: refused by a newer version and by a deletion
 --   mode 'insert' a row (re)created at the origin: may replace a deletion, not a newer version
 --   mode 'delete' the deletion itself: always wins
@@ -24,5 +25,5 @@ if current and mode ~= 'delete' then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[5], (mode == 'delete' and '-1' or ARGV[2]) .. ' ' .. ARGV[6])
 return 1

@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using ShopReference.Catalog.ChangeFeed;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 
@@ -26,6 +28,10 @@ public sealed class CatalogPostgresOutageTests(ServersFixture fixture)
         using var http = catalog.Client();
         await Eventually.UntilAsync(async () => (await http.GetAsync("/health", Ct)).IsSuccessStatusCode, TimeSpan.FromSeconds(60),
             "the catalog never became ready", TimeSpan.FromMilliseconds(200), Ct);
+        // The feed's first slot resets the cache when it is created: warm only after that, or the reset drops the entry.
+        var slot = catalog.Services.GetRequiredService<ReplicationSlot>();
+        await Eventually.UntilAsync(() => slot.IsActiveAsync(Ct), TimeSpan.FromSeconds(60), "the change feed never started streaming",
+            TimeSpan.FromMilliseconds(200), Ct);
         var cachedId = Random.Shared.Next(1, 5000);
         using (var warm = await http.GetAsync($"/api/catalog/products/{cachedId}", Ct))
         {

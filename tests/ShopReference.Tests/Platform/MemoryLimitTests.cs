@@ -86,8 +86,9 @@ public sealed class MemoryLimitTests(ServersFixture fixture)
         await new CatalogInitializer(dataSource, NullLogger<CatalogInitializer>.Instance).InitializeAsync(Ct);
         await using var flights = new SingleFlightCache(connection, new SingleFlightOptions { Channel = "test:memory:" + Guid.NewGuid().ToString("N") });
         await using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var metrics = new CatalogMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), flights);
-        var products = new ProductCache(flights, new CatalogDatabase(dataSource), metrics, NullLogger<ProductCache>.Instance);
+        await using var near = new NearCache(flights, connection, new NearCacheOptions());
+        var metrics = new CatalogMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), near);
+        var products = new ProductCache(near, new CatalogDatabase(dataSource), metrics, NullLogger<ProductCache>.Instance);
         var (product, _) = await products.GetAsync(12, Ct);
         Assert.Equal("SKU-000012", product?.Sku);
         Assert.Equal(1, metrics.DegradedCount);
