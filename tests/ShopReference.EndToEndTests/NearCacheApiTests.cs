@@ -19,14 +19,15 @@ public sealed class NearCacheApiTests(ShopAppFixture fixture)
     private CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task A_change_behind_the_api_reaches_the_near_cache_of_every_replica()
+    public async Task A_change_behind_the_api_reaches_the_near_cache_of_every_replica_even_when_it_forgets_the_version()
     {
         var replicas = await ReplicasAsync();
-        await WarmAsync(replicas, 707);
+        var before = await WarmAsync(replicas, 707);
 
-        await ExecuteAsync("update products set name = 'Renamed in PostgreSQL', version = version + 1 where id = 707");
+        // As someone in psql would write it: the table's trigger moves the version, so the change is a new version everywhere.
+        await ExecuteAsync("update products set name = 'Renamed in PostgreSQL' where id = 707");
 
-        await UntilEveryReplicaAsync(replicas, 707, read => read.Name == "Renamed in PostgreSQL");
+        await UntilEveryReplicaAsync(replicas, 707, read => read.Name == "Renamed in PostgreSQL" && read.ETag != before.ETag);
     }
 
     [Fact]

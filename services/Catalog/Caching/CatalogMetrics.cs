@@ -31,6 +31,8 @@ public sealed class CatalogMetrics
             "Near-cache copies dropped because a change was announced.");
         meter.CreateObservableCounter("shopreference.catalog.cache.local.flushes", () => local.Flushes, "{flush}",
             "Times the near cache was emptied: a connection lost or restored, a probe lost, a bulk reset.");
+        meter.CreateObservableCounter("shopreference.catalog.cache.local.probes_lost", () => local.ProbesLost, "{probe}",
+            "Times no probe came back in time on the invalidation channel (a silent stall), so the near cache stopped trusting it.");
         meter.CreateObservableGauge("shopreference.catalog.cache.local.entries", () => nearCache.Count, "{entry}", "Entries in this process's near cache.");
         meter.CreateObservableGauge("shopreference.catalog.cache.local.size", () => nearCache.Bytes, "By", "Bytes held by this process's near cache.");
         meter.CreateObservableCounter("shopreference.catalog.cache.hits", () => counters.Hits, "{read}", "Reads served from Valkey.");

@@ -30,8 +30,8 @@ public sealed class ProductCache(NearCache cache, CatalogDatabase database, Cata
     {
         try
         {
-            var read = await cache.GetOrLoadAsync(Key(id), ct => LoadAsync(id, ct), Entry, cancellationToken);
-            return (read.Payload is null ? null : JsonSerializer.Deserialize(read.Payload, CatalogJsonContext.Default.Product), read.Outcome);
+            // Product is an immutable record: a near-cache hit hands out the instance it decoded once.
+            return await cache.GetOrLoadAsync(Key(id), ct => LoadAsync(id, ct), Entry, Deserialize, cancellationToken);
         }
         catch (Exception ex) when (ValkeyFailures.IsUnavailable(ex))
         {
@@ -80,6 +80,8 @@ public sealed class ProductCache(NearCache cache, CatalogDatabase database, Cata
 
     private async Task<OriginValue> LoadAsync(long id, CancellationToken cancellationToken) =>
         await database.GetAsync(id, cancellationToken) is { } product ? Serialize(product) : OriginValue.NotFound;
+
+    private static Product Deserialize(byte[] payload) => JsonSerializer.Deserialize(payload, CatalogJsonContext.Default.Product)!;
 
     private static OriginValue Serialize(Product product) =>
         new(JsonSerializer.SerializeToUtf8Bytes(product, CatalogJsonContext.Default.Product), product.Version);

@@ -79,6 +79,19 @@ public sealed class CatalogInitializer(NpgsqlDataSource dataSource, ILogger<Cata
             updated_at  timestamptz not null default now()
         );
         create index if not exists products_category_id on products (category, id);
+        -- The version names a row's content (ETag, cache version guard, near-cache invalidation), so every update moves
+        -- it, also one made by hand in psql that forgot to: otherwise two contents would share one version, and a
+        -- replica holding the old one would keep it (and If-None-Match would answer 304 for content it never sent).
+        create or replace function products_next_version() returns trigger language plpgsql as $$
+        begin
+            if new.version <= old.version then
+                new.version := old.version + 1;
+            end if;
+            return new;
+        end
+        $$;
+        create or replace trigger products_version before update on products
+            for each row execute function products_next_version();
         create table if not exists catalog_feed_heartbeat (
             id int primary key check (id = 1),
             at timestamptz not null

@@ -23,9 +23,12 @@ internal sealed class LocalEntries(int maxEntries, long maxBytes, TimeProvider t
         public long Size { get; } = size;
         public long ExpiresAt { get; } = expiresAt;
         public long LastRead;
+
+        /// <summary>The payload decoded by the first typed read of this copy, so later hits skip decoding (racing decoders are harmless).</summary>
+        public object? Decoded;
     }
 
-    public bool TryGet(string key, out CacheRead value)
+    public bool TryGet(string key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Entry? value)
     {
         if (_entries.TryGetValue(key, out var entry))
         {
@@ -33,12 +36,12 @@ internal sealed class LocalEntries(int maxEntries, long maxBytes, TimeProvider t
             if (now < entry.ExpiresAt)
             {
                 entry.LastRead = now;
-                value = entry.Value;
+                value = entry;
                 return true;
             }
             Remove(key, entry);
         }
-        value = default;
+        value = null;
         return false;
     }
 
@@ -108,7 +111,8 @@ internal sealed class LocalEntries(int maxEntries, long maxBytes, TimeProvider t
         }
     }
 
-    // One evictor at a time; readers and writers never wait for it.
+    // One evictor at a time; readers and writers never wait for it. It evicts down to a little under the bounds, so the
+    // snapshot of the keys it samples from (O(entries)) is taken once per a few hundred evictions, not once per insert.
     private void EvictOverflow()
     {
         if (!Monitor.TryEnter(_evictionGate))
@@ -118,23 +122,31 @@ internal sealed class LocalEntries(int maxEntries, long maxBytes, TimeProvider t
         try
         {
             var random = Random.Shared;
-            while (_entries.Count > maxEntries || Interlocked.Read(ref _bytes) > maxBytes)
+            var entriesTarget = Math.Max(1, maxEntries - Math.Max(1, maxEntries / 32));
+            var bytesTarget = maxBytes - maxBytes / 32;
+            IReadOnlyList<string> keys = [];
+            var missed = true;
+            while (_entries.Count > entriesTarget || Interlocked.Read(ref _bytes) > bytesTarget)
             {
-                var keys = _entries.Keys; // a snapshot: sampling from it is enough
-                if (keys.Count == 0)
+                if (missed) // first round, or every sampled key of the snapshot was gone: take a fresh one
                 {
-                    return;
+                    keys = [.. _entries.Keys]; // a snapshot: sampling from it is enough
+                    if (keys.Count == 0)
+                    {
+                        return;
+                    }
                 }
                 string? victim = null;
                 var oldest = long.MaxValue;
                 for (var i = 0; i < Samples; i++)
                 {
-                    var key = keys.ElementAt(random.Next(keys.Count));
+                    var key = keys[random.Next(keys.Count)];
                     if (_entries.TryGetValue(key, out var candidate) && candidate.LastRead < oldest)
                     {
                         (victim, oldest) = (key, candidate.LastRead);
                     }
                 }
+                missed = victim is null;
                 if (victim is not null)
                 {
                     Remove(victim);

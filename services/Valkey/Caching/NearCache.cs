@@ -103,7 +103,7 @@ public sealed class NearCache : IAsyncDisposable
         if (_trusted && _entries.TryGet(key, out var local))
         {
             Counters.LocalHit();
-            return local;
+            return local.Value;
         }
 
         // Read the generations before Valkey: an invalidation that arrives while the read is in flight changes them.
@@ -127,6 +127,30 @@ public sealed class NearCache : IAsyncDisposable
             }
         }
         return read;
+    }
+
+    /// <summary>
+    /// <see cref="GetOrLoadAsync(string, Func{CancellationToken, Task{OriginValue}}, CacheEntryOptions, CancellationToken)"/>
+    /// with the payload decoded: a local hit decodes a copy once and then hands every reader the same instance, so
+    /// <typeparamref name="T"/> must be immutable (a record with init-only members). Null when the item does not exist.
+    /// </summary>
+    public async ValueTask<(T? Value, CacheOutcome Outcome)> GetOrLoadAsync<T>(string key, Func<CancellationToken, Task<OriginValue>> load,
+        CacheEntryOptions entry, Func<byte[], T> decode, CancellationToken cancellationToken = default) where T : class
+    {
+        ArgumentNullException.ThrowIfNull(decode);
+        if (_options.Enabled && _trusted && _entries.TryGet(key, out var local))
+        {
+            Counters.LocalHit();
+            if (local.Value.Payload is not { } payload)
+            {
+                return (null, CacheOutcome.HitLocal);
+            }
+            var decoded = local.Decoded as T ?? decode(payload);
+            local.Decoded = decoded;
+            return (decoded, CacheOutcome.HitLocal);
+        }
+        var read = await GetOrLoadAsync(key, load, entry, cancellationToken).ConfigureAwait(false);
+        return (read.Payload is { } bytes ? decode(bytes) : null, read.Outcome);
     }
 
     /// <inheritdoc cref="SingleFlightCache.SetAsync"/>
