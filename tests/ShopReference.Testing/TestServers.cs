@@ -3,18 +3,19 @@ namespace ShopReference.Testing;
 /// <summary>One Valkey and one PostgreSQL for a test collection or a benchmark run, started side by side.</summary>
 public sealed class TestServers : IAsyncDisposable
 {
-    private TestServers(TestValkeyServer valkey, TestPostgresServer postgres)
+    private TestServers(TestValkey valkey, TestPostgresServer postgres)
     {
         Valkey = valkey;
         Postgres = postgres;
     }
 
-    public TestValkeyServer Valkey { get; }
+    /// <summary>One process, or a cluster when <see cref="TestValkey.TopologyVariable"/> asks for one.</summary>
+    public TestValkey Valkey { get; }
     public TestPostgresServer Postgres { get; }
 
     public static async Task<TestServers> StartAsync()
     {
-        var valkey = TestValkeyServer.StartAsync();
+        var valkey = TestValkey.StartAsync();
         var postgres = TestPostgresServer.StartAsync();
         try
         {

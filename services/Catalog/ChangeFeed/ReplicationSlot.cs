@@ -104,20 +104,22 @@ public sealed class ReplicationSlot(
                 batch.Add(key);
                 if (batch.Count == batch.Capacity)
                 {
-                    removed += await database.KeyDeleteAsync([.. batch]);
+                    removed += await DeleteAsync(database, batch);
                     batch.Clear();
                 }
             }
-            if (batch.Count > 0)
-            {
-                removed += await database.KeyDeleteAsync([.. batch]);
-            }
+            removed += await DeleteAsync(database, batch);
         }
         await products.FlushNearCachesAsync(); // the deletions above announce nothing one by one
         await Strict(outputCache).EvictByTagAsync(CatalogApi.ListTag, cancellationToken);
         metrics.SlotRecreated();
         logger.LogWarning("Replication slot {Slot} created: changes before it were not seen, so {Count} cached products and every page were dropped.", Name, removed);
     }
+
+    // One DEL per key, pipelined: a DEL of several keys is refused on a cluster when they live in different slots
+    // (CROSSSLOT), and every product has a slot of its own (its id is its hash tag).
+    private static async Task<long> DeleteAsync(IDatabase database, List<RedisKey> keys) =>
+        (await Task.WhenAll(keys.Select(key => database.KeyDeleteAsync(key)))).Count(deleted => deleted);
 
     /// <summary>The output-cache store without its outage degrade: the feed must know when an eviction failed.</summary>
     public static IOutputCacheStore Strict(IOutputCacheStore store) => store is DegradingOutputCacheStore degrading ? degrading.Inner : store;

@@ -25,6 +25,7 @@ public sealed class ChangeFeedFaultTests(ServersFixture fixture)
     [Fact]
     public async Task Valkey_connections_reset_during_a_hundred_product_updates_and_every_product_equals_postgres_after_it_returns()
     {
+        fixture.RequireOneValkeyProcess("a proxy resets its connections");
         await using var proxy = new TcpFaultProxy(fixture.Valkey.Port);
         var database = await fixture.Postgres.CreateDatabaseAsync("feedreset");
         await using var catalog = await StartCatalogAsync(database, $"127.0.0.1:{proxy.Port},password={fixture.Valkey.Password},abortConnect=false,connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");

@@ -163,6 +163,7 @@ public sealed class NearCacheTests(ServersFixture fixture)
     {
         var channel = NewChannel();
         var key = NewKey();
+        fixture.RequireOneValkeyProcess("a proxy breaks or stalls its connections");
         await using var proxy = new TcpFaultProxy(fixture.Valkey.Port);
         await using var writer = await StartAsync(fixture.Valkey.ConnectionString, channel);
         await using var reader = await StartAsync(
@@ -200,6 +201,7 @@ public sealed class NearCacheTests(ServersFixture fixture)
     {
         var channel = NewChannel();
         var key = NewKey();
+        fixture.RequireOneValkeyProcess("a proxy breaks or stalls its connections");
         await using var proxy = new TcpFaultProxy(fixture.Valkey.Port);
         await using var writer = await StartAsync(fixture.Valkey.ConnectionString, channel);
         // Default client timeouts (5 s): the client library sees nothing wrong before the probe's 1 s timeout does.

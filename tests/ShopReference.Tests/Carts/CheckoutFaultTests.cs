@@ -79,6 +79,7 @@ public sealed class CheckoutFaultTests(ServersFixture fixture)
     [Fact]
     public async Task An_order_committed_while_valkey_is_down_waits_in_the_outbox_and_is_counted_exactly_once_after_it_returns()
     {
+        fixture.RequireOneValkeyProcess("a proxy resets its connections");
         await using var proxy = new TcpFaultProxy(fixture.Valkey.Port);
         await using var valkey = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{proxy.Port},password={fixture.Valkey.Password},abortConnect=false,connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
         await using var admin = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);

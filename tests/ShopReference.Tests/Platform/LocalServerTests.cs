@@ -12,6 +12,7 @@ public sealed class LocalServerTests(ServersFixture fixture)
     [Fact]
     public async Task Valkey_refuses_a_command_without_the_password()
     {
+        fixture.RequireOneValkeyProcess("the configuration of one local server");
         var reply = await RawResp.SendUnauthenticatedAsync("127.0.0.1", fixture.Valkey.Port, "SET stolen 1", TestContext.Current.CancellationToken);
 
         Assert.StartsWith("-NOAUTH", reply);

@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using ShopReference.CartSession.Carts;
+using ShopReference.Testing;
+using ShopReference.Valkey;
+using ShopReference.Valkey.Caching;
+using ShopReference.Valkey.RateLimiting;
+using StackExchange.Redis;
+
+namespace ShopReference.Tests.Platform;
+
+/// <summary>One cluster of three primaries with a replica each, formed from C# (no shell), for the tests below.</summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    private TestValkeyCluster? _cluster;
+
+    public TestValkeyCluster Cluster => _cluster ?? throw new InvalidOperationException("The cluster has not started.");
+
+    public async ValueTask InitializeAsync() => _cluster = await TestValkeyCluster.StartAsync(shards: 3, replicasPerShard: 1);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_cluster is not null) await _cluster.DisposeAsync();
+    }
+}
+
+/// <summary>The patterns on a Valkey cluster: every slot served, keys spread over every primary, a primary's crash survived.</summary>
+public sealed class ValkeyClusterTests(ClusterFixture fixture) : IClassFixture<ClusterFixture>
+{
+    private static readonly CacheEntryOptions Entry = new() { TimeToLive = TimeSpan.FromMinutes(5) };
+    private CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Three_primaries_each_with_a_replica_serve_all_16384_slots()
+    {
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(fixture.Cluster.ConnectionString);
+        var servers = valkey.GetServers();
+
+        Assert.Equal(3, servers.Count(s => !s.IsReplica));
+        Assert.Equal(3, servers.Count(s => s.IsReplica));
+        var primaries = servers[0].ClusterConfiguration!.Nodes.Where(n => !n.IsReplica).ToList();
+        Assert.Equal(16_384, primaries.Sum(n => n.Slots.Sum(range => range.To - range.From + 1)));
+        Assert.All(primaries, primary => Assert.Single(primary.Children)); // each with its replica
+    }
+
+    [Fact]
+    public async Task The_cache_the_limiters_and_the_carts_spread_their_keys_over_every_primary_and_no_script_call_is_cross_slot()
+    {
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(fixture.Cluster.ConnectionString);
+        var run = Guid.NewGuid().ToString("N")[..8];
+        await using var cache = new SingleFlightCache(valkey, new SingleFlightOptions { Channel = $"test:{run}:filled" });
+        var carts = new CartStore(valkey, new CartLimits { MaxLines = 50, MaxQuantityPerLine = 99, IdleTimeout = TimeSpan.FromMinutes(5) });
+
+        for (var id = 0; id < 120; id++)
+        {
+            // Every script of the cache: acquire, fill and release (a miss), fill (a write), evict, and a deletion's fill.
+            var key = $"test:{run}:product:{{{id}}}";
+            Assert.Equal(CacheOutcome.Miss, (await cache.GetOrLoadAsync(key, _ => Task.FromResult(new OriginValue([1], 1)), Entry, Ct)).Outcome);
+            Assert.True(await cache.SetAsync(key, new OriginValue([2], 2), Entry));
+            if (id % 3 == 0) await cache.RemoveAsync(key);
+            if (id % 3 == 1) await cache.DeleteAsync(key);
+        }
+        foreach (var algorithm in Enum.GetValues<RateLimitAlgorithm>())
+        {
+            for (var client = 0; client < 30; client++)
+            {
+                var limiter = ValkeyRateLimiters.Create(algorithm, valkey.GetDatabase(), $"test-{run}-{algorithm}-{client}",
+                    new ValkeyRateLimiterOptions { PermitLimit = 5, Window = TimeSpan.FromMinutes(1) });
+                using var lease = await limiter.AcquireAsync(1, Ct);
+                Assert.True(lease.IsAcquired, $"{algorithm} refused a first request");
+            }
+        }
+        var sessions = new List<string>();
+        for (var i = 0; i < 60; i++)
+        {
+            var session = await carts.CreateSessionAsync();
+            await carts.AddAsync(session, 42, 2);
+            Assert.Equal(2, (await carts.GetAsync(session))![42]);
+            sessions.Add(session);
+        }
+
+        var primaries = valkey.GetServers().Where(s => !s.IsReplica).ToList();
+        foreach (var pattern in new[] { $"test:{run}:product:*", $"ratelimit:*test-{run}-*", "cart:session:*" })
+        {
+            foreach (var primary in primaries)
+            {
+                var found = false;
+                await foreach (var _ in primary.KeysAsync(pattern: pattern, pageSize: 1000).WithCancellation(Ct))
+                {
+                    found = true;
+                    break;
+                }
+                Assert.True(found, $"no key matching {pattern} on primary {primary.EndPoint}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_primary_killed_under_load_is_replaced_by_its_replica_and_the_cache_and_the_limiter_answer_again_within_20_seconds()
+    {
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(fixture.Cluster.ConnectionString + ",connectTimeout=2000,syncTimeout=2000,asyncTimeout=2000");
+        var run = Guid.NewGuid().ToString("N")[..8];
+        await using var cache = new SingleFlightCache(valkey, new SingleFlightOptions { Channel = $"test:{run}:filled" });
+        var key = $"test:{run}:product:{{7}}";
+        var origin = 0;
+        Task<OriginValue> Load(CancellationToken _)
+        {
+            Interlocked.Increment(ref origin);
+            return Task.FromResult(new OriginValue([7], 1));
+        }
+        await cache.GetOrLoadAsync(key, Load, Entry, Ct);
+        var victim = valkey.GetServer(valkey.GetDatabase().IdentifyEndpoint(key)!);
+        Assert.False(victim.IsReplica);
+        var victimPort = ((System.Net.IPEndPoint)victim.EndPoint).Port;
+
+        // Readers and a limiter on the victim's slot keep going while its primary dies.
+        using var stop = new CancellationTokenSource();
+        long failures = 0, successes = 0, lastFailure = 0;
+        // A partition whose key lives on the same primary, so both patterns lose their node at once.
+        var partition = Enumerable.Range(0, 1000).Select(i => $"test-{run}-{i}")
+            .First(p => valkey.GetDatabase().IdentifyEndpoint(KeySchema.TaggedKey("ratelimit", "tb", p))!.Equals(victim.EndPoint));
+        var limiter = ValkeyRateLimiters.Create(RateLimitAlgorithm.TokenBucket, valkey.GetDatabase(), partition,
+            new ValkeyRateLimiterOptions { PermitLimit = 1_000_000, Window = TimeSpan.FromMinutes(1) });
+        var load = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var read = await cache.GetOrLoadAsync(key, Load, Entry, CancellationToken.None);
+                    using var lease = await limiter.AcquireAsync(1);
+                    if (read.Found && lease.IsAcquired) Interlocked.Increment(ref successes);
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    Interlocked.Increment(ref failures);
+                    Interlocked.Exchange(ref lastFailure, Stopwatch.GetTimestamp());
+                    await Task.Delay(50, CancellationToken.None); // a client's back-off, not a wait for a condition
+                }
+            }
+        })).ToArray();
+        await Eventually.UntilAsync(() => Interlocked.Read(ref successes) > 100, TimeSpan.FromSeconds(30), "the load never got going", cancellationToken: Ct);
+
+        var killed = Stopwatch.GetTimestamp();
+        await fixture.Cluster.KillAsync(victimPort);
+        await Eventually.UntilAsync(async () => !(await fixture.Cluster.PrimaryPortsAsync(Ct)).Contains(victimPort),
+            TimeSpan.FromSeconds(30), "the replica was never promoted", cancellationToken: Ct);
+        var successesAfterPromotion = Interlocked.Read(ref successes);
+        await Eventually.UntilAsync(() => Interlocked.Read(ref successes) > successesAfterPromotion + 100,
+            TimeSpan.FromSeconds(30), "the cache and the limiter never answered again after the promotion", cancellationToken: Ct);
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+
+        var outage = Interlocked.Read(ref lastFailure) == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(killed, Interlocked.Read(ref lastFailure));
+        TestContext.Current.TestOutputHelper?.WriteLine($"primary killed: requests failed for {outage.TotalSeconds:0.0} s ({failures} failures, {successes} successes)");
+        Assert.True(outage < TimeSpan.FromSeconds(20), $"requests failed for {outage.TotalSeconds:0.0} s after the primary died ({failures} failures)");
+        // The entry was replicated before the crash (it was read 100 times first), so the new primary still has it:
+        // the origin was loaded once for the warm-up, and at most once more if the replica had not received the fill.
+        Assert.InRange(origin, 1, 2);
+    }
+}
