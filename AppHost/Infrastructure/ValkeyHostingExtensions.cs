@@ -12,7 +12,7 @@ namespace ShopReference.AppHost.Infrastructure;
 /// <c>noeviction</c> (docs/security.md says why), a PING health check so <c>WaitFor</c> waits for a server that
 /// answers, and persistence.
 /// </summary>
-public static class ValkeyHostingExtensions
+public static partial class ValkeyHostingExtensions
 {
     public const string Image = "valkey/valkey";
     public const string ImageTag = "9.0";
@@ -29,6 +29,14 @@ public static class ValkeyHostingExtensions
             .WithDescription("Valkey's memory limit (maxmemory: 256mb, 1gb …). At the limit writes are refused (noeviction), never a cart evicted.")
             .Resource;
         var settings = new ValkeySettings([.. users], maxMemory);
+        var topology = ValkeyTopology.From(builder.Configuration);
+        if (topology.IsCluster)
+        {
+            return mode == InfrastructureMode.Local
+                ? builder.AddLocalValkeyCluster(name, password, port, settings, topology)
+                : throw new DistributedApplicationException(
+                    "Infrastructure:Valkey:Topology=Cluster runs in Local mode only so far (docs/cluster.md); use Standalone with containers.");
+        }
         return mode == InfrastructureMode.Local
             ? builder.AddLocalValkey(name, password, port, settings)
             : builder.AddValkeyContainer(name, password, port, settings);

@@ -9,9 +9,12 @@ public interface IValkeyResource : IResourceWithConnectionString
     ParameterResource PasswordParameter { get; }
     EndpointReference PrimaryEndpoint { get; }
 
+    /// <summary>Where a client starts: the one server, or every node of a cluster (any of them tells the client the rest).</summary>
+    ReferenceExpression Seeds => ReferenceExpression.Create($"{PrimaryEndpoint.Property(EndpointProperty.HostAndPort)}");
+
     /// <summary><c>host:port,user=…,password=…</c> for one ACL user.</summary>
     ReferenceExpression ConnectionStringFor(ValkeyUser user) => ReferenceExpression.Create(
-        $"{PrimaryEndpoint.Property(EndpointProperty.HostAndPort)},user={user.Name},password={user.Password}");
+        $"{Seeds},user={user.Name},password={user.Password}");
 }
 
 /// <summary>Valkey in the <c>valkey/valkey</c> container image (what most users have, and what azd deploys).</summary>
@@ -32,9 +35,31 @@ public sealed class LocalValkeyResource(string name, string command, string work
     public ReferenceExpression ConnectionStringExpression => ValkeyConnectionString.For(this);
 }
 
+/// <summary>
+/// The first node of a local Valkey cluster (Local mode, <c>Infrastructure:Valkey:Topology=Cluster</c>): it listens on
+/// the Valkey port, and its connection string lists every node. The other nodes are <see cref="LocalValkeyNodeResource"/>s.
+/// </summary>
+public sealed class LocalValkeyClusterResource(string name, string command, string workingDirectory, ParameterResource password,
+    IReadOnlyList<ShopReference.LocalServers.ValkeyNodePorts> nodes)
+    : ExecutableResource(name, command, workingDirectory), IValkeyResource
+{
+    public ParameterResource PasswordParameter { get; } = password;
+    public EndpointReference PrimaryEndpoint => field ??= new(this, "tcp");
+    public IReadOnlyList<ShopReference.LocalServers.ValkeyNodePorts> Nodes { get; } = nodes;
+
+    public ReferenceExpression Seeds => ReferenceExpression.Create($"{string.Join(',', Nodes.Select(n => $"127.0.0.1:{n.Port}"))}");
+    public ReferenceExpression ConnectionStringExpression => ValkeyConnectionString.For(this);
+}
+
+/// <summary>Another node of a local Valkey cluster, shown under the first one in the dashboard.</summary>
+public sealed class LocalValkeyNodeResource(string name, string command, string workingDirectory, IResource cluster)
+    : ExecutableResource(name, command, workingDirectory), IResourceWithParent
+{
+    public IResource Parent { get; } = cluster;
+}
+
 internal static class ValkeyConnectionString
 {
     public static ReferenceExpression For(IValkeyResource valkey) =>
-        ReferenceExpression.Create(
-            $"{valkey.PrimaryEndpoint.Property(EndpointProperty.HostAndPort)},password={valkey.PasswordParameter}");
+        ReferenceExpression.Create($"{valkey.Seeds},password={valkey.PasswordParameter}");
 }

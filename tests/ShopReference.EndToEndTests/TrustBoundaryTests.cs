@@ -217,12 +217,13 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
     public async Task Valkey_has_a_memory_limit_and_refuses_writes_at_it_rather_than_evicting()
     {
         await using var admin = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) + ",allowAdmin=true");
-        var server = admin.GetServers().Single();
+        foreach (var server in admin.GetServers()) // every node of a cluster
+        {
+            var settings = (await server.ConfigGetAsync("maxmemory*")).ToDictionary(p => p.Key, p => p.Value);
 
-        var settings = (await server.ConfigGetAsync("maxmemory*")).ToDictionary(p => p.Key, p => p.Value);
-
-        Assert.Equal((256L * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture), settings["maxmemory"]);
-        Assert.Equal("noeviction", settings["maxmemory-policy"]);
+            Assert.Equal((256L * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture), settings["maxmemory"]);
+            Assert.Equal("noeviction", settings["maxmemory-policy"]);
+        }
     }
 
     [Theory]

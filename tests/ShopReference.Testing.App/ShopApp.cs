@@ -77,6 +77,8 @@ public sealed class ShopApp : IAsyncDisposable
             $"--Parameters:catalog-admin-key={catalogAdminKey}",
             $"--Parameters:auth-signing-key={signingKey}",
             $"--Gateway:TrustedProxies:0={TrustedProxy}",
+            // The same switch as the library tests': SHOPREF_VALKEY_TOPOLOGY=Cluster runs the whole app on a cluster.
+            $"--Infrastructure:Valkey:Topology={TestValkey.RequestedTopology}",
         ], cancellationToken);
         // Near-cache copies outlive every test: a replica that serves a change did so because it was told, not because its copy aged out.
         builder.CreateResourceBuilder<ProjectResource>("catalog").WithEnvironment("Catalog__NearCache__TimeToLive", NearCacheTimeToLive.ToString("c"));

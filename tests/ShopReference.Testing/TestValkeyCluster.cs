@@ -59,6 +59,15 @@ public sealed class TestValkeyCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>A client that already sees every primary connected (a fresh client may still be reading the slot map).</summary>
+    public async Task<StackExchange.Redis.ConnectionMultiplexer> ConnectAsync(string options = "")
+    {
+        var client = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(ConnectionString + options);
+        await Eventually.UntilAsync(() => client.GetServers().Count(s => s.IsConnected && !s.IsReplica) == Shards,
+            TimeSpan.FromSeconds(30), "the client never saw every primary of the cluster");
+        return client;
+    }
+
     /// <summary>Kills the node on <paramref name="port"/> at once (SIGKILL: no goodbye to its peers), as a crash would.</summary>
     public Task KillAsync(int port) => _nodes.Single(n => n.Port == port).KillAsync();
 

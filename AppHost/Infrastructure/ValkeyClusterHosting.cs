@@ -1,0 +1,98 @@
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using ShopReference.LocalServers;
+
+namespace ShopReference.AppHost.Infrastructure;
+
+/// <summary>
+/// Local mode with <c>Infrastructure:Valkey:Topology=Cluster</c>: one process per node, each with its own data folder,
+/// the same passwords, ACL users and memory limit as the single server, and cluster mode on. The first node is the
+/// <c>valkey</c> resource and listens on the Valkey port, so <c>redis-cli -c -p 6380</c> reaches the cluster.
+/// </summary>
+public static partial class ValkeyHostingExtensions
+{
+    private static IResourceBuilder<IValkeyResource> AddLocalValkeyCluster(this IDistributedApplicationBuilder builder, string name,
+        ParameterResource password, int? port, ValkeySettings settings, ValkeyTopology topology)
+    {
+        var server = ServerBinaries.FindValkeyServer()
+            ?? throw new DistributedApplicationException($"Local mode needs valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
+        var nodes = topology.Ports(port);
+        var first = new LocalValkeyClusterResource(name, server, builder.AppHostDirectory, password, nodes);
+        var formation = new ClusterFormation(nodes, password, topology.Shards);
+
+        for (var i = 0; i < nodes.Count; i++)
+        {
+            var node = nodes[i];
+            var nodeName = i == 0 ? name : $"{name}-{i}";
+            var resource = i == 0 ? (ExecutableResource)first : new LocalValkeyNodeResource(nodeName, server, builder.AppHostDirectory, first);
+            var dataDirectory = LocalDataDirectory.For(builder, nodeName);
+            // Not proxied: the cluster tells clients each node's own address (MOVED), so nothing may stand in between.
+            builder.AddResource(resource)
+                .WithEndpoint(port: node.Port, targetPort: node.Port, name: "tcp", scheme: "tcp", isProxied: false)
+                .WithArgs(Path.Combine(dataDirectory, "valkey.conf"),
+                    "--port", node.Port.ToString(CultureInfo.InvariantCulture),
+                    "--cluster-port", node.BusPort.ToString(CultureInfo.InvariantCulture))
+                .WithIconName("Database");
+            builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, cancellationToken) =>
+            {
+                ValkeySettings.ValidateMaxMemory(await settings.MaxMemory.GetValueAsync(cancellationToken));
+                var secret = await password.GetValueAsync(cancellationToken) ?? "";
+                ValkeyConfigFile.Write(dataDirectory, secret, persistent: true,
+                    [.. (await settings.Lines().GetValueAsync(cancellationToken) ?? "").Split('\n'), .. ValkeyClusterFormation.NodeSettings(secret)]);
+            });
+        }
+
+        // Healthy once every node answers and they have been joined into one cluster with every slot served: the
+        // services' WaitFor(valkey) holds them until then.
+        var key = $"{name}_cluster";
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(key,
+            _ => new DelegateHealthCheck(formation.IsReadyAsync), failureStatus: default, tags: default));
+        return builder.CreateResourceBuilder<IValkeyResource>(first).WithHealthCheck(key);
+    }
+
+    /// <summary>Forms the cluster once, when every node first answers; a failed attempt is retried by the next check.</summary>
+    private sealed class ClusterFormation(IReadOnlyList<ValkeyNodePorts> nodes, ParameterResource password, int shards)
+    {
+        private readonly Lock _gate = new();
+        private Task? _forming;
+
+        public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
+        {
+            var secret = await password.GetValueAsync(cancellationToken) ?? "";
+            Task? forming;
+            lock (_gate)
+            {
+                forming = _forming;
+            }
+            if (forming is null)
+            {
+                foreach (var node in nodes)
+                {
+                    if (!await RespProbe.PingAsync("127.0.0.1", node.Port, secret, cancellationToken))
+                    {
+                        return false;
+                    }
+                }
+                lock (_gate)
+                {
+                    // Not tied to this check's token: forming takes longer than one health check may.
+                    forming = _forming ??= ValkeyClusterFormation.FormAsync(nodes, secret, shards, TimeSpan.FromMinutes(2), CancellationToken.None);
+                }
+            }
+            if (!forming.IsCompleted)
+            {
+                return false;
+            }
+            if (!forming.IsCompletedSuccessfully)
+            {
+                lock (_gate)
+                {
+                    _forming = null;
+                }
+                await forming; // the health report shows why
+            }
+            return await RespProbe.PingAsync("127.0.0.1", nodes[0].Port, secret, cancellationToken);
+        }
+    }
+}
