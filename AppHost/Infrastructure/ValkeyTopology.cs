@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 
 namespace ShopReference.AppHost.Infrastructure;
@@ -31,20 +29,13 @@ public sealed record ValkeyTopology(bool IsCluster, int Shards, int ReplicasPerS
 
     /// <summary>
     /// The client and cluster-bus port of each node. With a fixed Valkey port the nodes take the ports that follow
-    /// it (6380, 6381, …) and the bus the usual +10000; with none (tests), free ports. The ports are fixed before the
+    /// it (6380, 6381, …) and the bus the usual +10000; with none (tests), free ones (<see cref="ShopReference.LocalServers.LocalPorts"/>). The ports are fixed before the
     /// start because a cluster announces them: a client sent there by MOVED must reach the node itself.
     /// </summary>
     public IReadOnlyList<ShopReference.LocalServers.ValkeyNodePorts> Ports(int? firstPort) =>
     [
         .. Enumerable.Range(0, Nodes).Select(i => firstPort is { } port && port + i + 10_000 <= 65_535
             ? new ShopReference.LocalServers.ValkeyNodePorts(port + i, port + i + 10_000)
-            : new ShopReference.LocalServers.ValkeyNodePorts(FreePort(), FreePort())),
+            : new ShopReference.LocalServers.ValkeyNodePorts(ShopReference.LocalServers.LocalPorts.NextFree(), ShopReference.LocalServers.LocalPorts.NextFree())),
     ];
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -107,6 +107,15 @@ public sealed class ShopApp : IAsyncDisposable
             }
             return shop;
         }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Say which resource held the start up, and in what state: "a task was canceled" alone explains nothing.
+            var states = string.Join("; ", Resources.Select(name => app.ResourceNotifications.TryGetCurrentState(name, out var state)
+                ? $"{name}: {state.Snapshot.State?.Text} {state.Snapshot.HealthStatus} {string.Join(" ", state.Snapshot.HealthReports.Where(r => r.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy).Select(r => $"[{r.Name}: {r.Description ?? r.ExceptionText}]"))}"
+                : $"{name}: unknown"));
+            await shop.DisposeAsync();
+            throw new TimeoutException($"The app was not healthy within {StartTimeout.TotalMinutes:0} min: {states}");
+        }
         catch
         {
             await shop.DisposeAsync();

@@ -6,7 +6,7 @@ namespace ShopReference.Testing;
 /// <summary>
 /// A throw-away Valkey (or redis-server) cluster on loopback: <c>shards</c> primaries, each with
 /// <c>replicasPerShard</c> replicas, one random password, formed by the same <see cref="ValkeyClusterFormation"/> the
-/// AppHost's Local mode uses. Each node gets a free client port and a free cluster-bus port.
+/// AppHost's Local mode uses. Each node gets a free client port and a free cluster-bus port (<see cref="LocalPorts"/>).
 /// </summary>
 public sealed class TestValkeyCluster : IAsyncDisposable
 {
@@ -41,7 +41,7 @@ public sealed class TestValkeyCluster : IAsyncDisposable
             {
                 var directory = Directory.CreateTempSubdirectory("shopref-valkey-cluster-").FullName;
                 ValkeyConfigFile.Write(directory, password, persistent: false, [.. ValkeyClusterFormation.NodeSettings(password), .. settings ?? []]);
-                var node = new Node(binary, directory, FreePort.Next(), FreePort.Next());
+                var node = new Node(binary, directory, LocalPorts.NextFree(), LocalPorts.NextFree()); // fixed before start: see LocalPorts
                 lock (nodes) nodes.Add(node);
                 await node.StartAsync(password);
                 return node;
