@@ -17,7 +17,7 @@ public static partial class ValkeyHostingExtensions
     {
         var server = ServerBinaries.FindValkeyServer()
             ?? throw new DistributedApplicationException($"Local mode needs valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
-        var nodes = topology.Ports(port);
+        var nodes = NodePorts(LocalDataDirectory.For(builder, name), topology, port);
         var first = new LocalValkeyClusterResource(name, server, builder.AppHostDirectory, password, nodes);
         var formation = new ClusterFormation(nodes, password, topology.Shards);
 
@@ -49,6 +49,27 @@ public static partial class ValkeyHostingExtensions
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(key,
             _ => new DelegateHealthCheck(formation.IsReadyAsync), failureStatus: default, tags: default));
         return builder.CreateResourceBuilder<IValkeyResource>(first).WithHealthCheck(key);
+    }
+
+    // A cluster's nodes record each other's addresses in nodes.conf, so a second run on the same data folder must find
+    // them on the same ports. Chosen ports (no fixed Valkey port, as in the tests) are therefore kept beside the data.
+    private static IReadOnlyList<ValkeyNodePorts> NodePorts(string dataDirectory, ValkeyTopology topology, int? port)
+    {
+        var file = Path.Combine(dataDirectory, "cluster-ports");
+        if (port is null && File.Exists(file))
+        {
+            var kept = File.ReadAllLines(file).Select(line => line.Split(' ')).Where(parts => parts.Length == 2)
+                .Select(parts => new ValkeyNodePorts(int.Parse(parts[0], CultureInfo.InvariantCulture), int.Parse(parts[1], CultureInfo.InvariantCulture)))
+                .ToList();
+            if (kept.Count == topology.Nodes)
+            {
+                return kept;
+            }
+        }
+        var nodes = topology.Ports(port);
+        Directory.CreateDirectory(dataDirectory);
+        File.WriteAllLines(file, nodes.Select(n => string.Create(CultureInfo.InvariantCulture, $"{n.Port} {n.BusPort}")));
+        return nodes;
     }
 
     /// <summary>Forms the cluster once, when every node first answers; a failed attempt is retried by the next check.</summary>

@@ -118,9 +118,13 @@ public sealed class NearCacheScenario : IScenario
         var notSeen = 0;
         long staleAfterArrival = 0;
         long arrivedAt = 0;
-        void OnInvalidated(string invalidated)
+        long awaited = long.MaxValue; // the version whose announcement is being waited for
+        void OnInvalidated(Announcement announced)
         {
-            if (invalidated == key) Interlocked.CompareExchange(ref arrivedAt, Stopwatch.GetTimestamp(), 0);
+            if (announced.Key == key && announced.Version >= Interlocked.Read(ref awaited))
+            {
+                Interlocked.CompareExchange(ref arrivedAt, Stopwatch.GetTimestamp(), 0);
+            }
         }
         if (near is not null) near.Invalidated += OnInvalidated;
         try
@@ -134,6 +138,7 @@ public sealed class NearCacheScenario : IScenario
                 for (var warm = 0; warm < 3; warm++) await read(key);
 
                 var next = version + 1;
+                Interlocked.Exchange(ref awaited, next);
                 Interlocked.Exchange(ref arrivedAt, 0);
                 using var stop = new CancellationTokenSource(cap * 2);
                 long seenAt = 0;

@@ -87,8 +87,11 @@ public sealed class NearCache : IAsyncDisposable
     public int Count => _entries.Count;
     public long Bytes => _entries.Bytes;
 
-    /// <summary>Raised after a key's local copy was dropped because of an invalidation (for tests and diagnostics).</summary>
-    public event Action<string>? Invalidated;
+    /// <summary>
+    /// Raised after an announcement was applied: from then on no copy of its key older than its version (no copy at all,
+    /// for <see cref="Announcement.Removed"/>) is served here. For tests and diagnostics; raised whether or not a copy was held.
+    /// </summary>
+    public event Action<Announcement>? Invalidated;
 
     /// <summary>
     /// Reads <paramref name="key"/> from process memory when a trusted copy is there (<see cref="CacheOutcome.HitLocal"/>),
@@ -254,7 +257,7 @@ public sealed class NearCache : IAsyncDisposable
         if (Announcement.TryParse(text, out var change))
         {
             Invalidate(change.Key, change.Version);
-            Invalidated?.Invoke(change.Key);
+            Invalidated?.Invoke(change);
         }
     }
 
