@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Text;
 
 namespace ShopReference.LocalServers;
 
@@ -14,63 +13,12 @@ public static class RespProbe
     {
         try
         {
-            using var client = new TcpClient { NoDelay = true };
-            await client.ConnectAsync(host, port, cancellationToken);
-            await using var stream = client.GetStream();
-            var request = new StringBuilder();
-            if (!string.IsNullOrEmpty(password))
-            {
-                request.Append(Command("AUTH", password));
-            }
-            request.Append(Command("PING"));
-            await stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToString()), cancellationToken);
-
-            var reply = await ReadRepliesAsync(stream, string.IsNullOrEmpty(password) ? 1 : 2, cancellationToken);
-            return reply.EndsWith("+PONG\r\n", StringComparison.Ordinal) && !reply.Contains("-ERR") && !reply.Contains("-WRONGPASS");
+            await using var client = await RespClient.ConnectAsync(host, port, password, cancellationToken);
+            return await client.SendAsync(cancellationToken, "PING") is "PONG";
         }
-        catch (Exception ex) when (ex is SocketException or IOException)
+        catch (Exception ex) when (ex is SocketException or IOException or RespErrorException)
         {
-            return false;
+            return false; // not listening yet, closed on us, or refused the password (WRONGPASS, LOADING …)
         }
-    }
-
-    // RESP array of bulk strings, so a password with spaces or quotes is sent verbatim.
-    private static string Command(params string[] parts)
-    {
-        var sb = new StringBuilder().Append('*').Append(parts.Length).Append("\r\n");
-        foreach (var part in parts)
-        {
-            sb.Append('$').Append(Encoding.UTF8.GetByteCount(part)).Append("\r\n").Append(part).Append("\r\n");
-        }
-        return sb.ToString();
-    }
-
-    private static async Task<string> ReadRepliesAsync(Stream stream, int lines, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[512];
-        var text = new StringBuilder();
-        while (CountLines(text) < lines)
-        {
-            var read = await stream.ReadAsync(buffer, cancellationToken);
-            if (read == 0)
-            {
-                break;
-            }
-            text.Append(Encoding.UTF8.GetString(buffer, 0, read));
-        }
-        return text.ToString();
-    }
-
-    private static int CountLines(StringBuilder text)
-    {
-        var count = 0;
-        for (var i = 1; i < text.Length; i++)
-        {
-            if (text[i - 1] == '\r' && text[i] == '\n')
-            {
-                count++;
-            }
-        }
-        return count;
     }
 }

@@ -49,7 +49,26 @@ public sealed class ReplicationSlot(
         {
             return new PgOutputReplicationSlot(Name); // another replica created it first, and resets the cache
         }
-        await ResetCacheAsync(cancellationToken);
+        try
+        {
+            await ResetCacheAsync(cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            // A slot left in place would be found by the next attempt and the reset it owes never made: the changes
+            // before it would stay cached. Without the slot, the next attempt creates it again and resets then.
+            // The creating connection released the slot when the creation ended, so it is not active and can go.
+            logger.LogWarning("The cache reset after creating slot {Slot} failed ({Message}); dropping the slot so the next attempt resets.", Name, ex.Message);
+            try
+            {
+                await DropAsync(CancellationToken.None);
+            }
+            catch (Exception dropFailed) when (dropFailed is NpgsqlException or TimeoutException)
+            {
+                logger.LogError("Slot {Slot} could not be dropped ({Message}): drop it by hand, or changes made before it stay cached.", Name, dropFailed.Message);
+            }
+            throw;
+        }
         return slot;
     }
 
