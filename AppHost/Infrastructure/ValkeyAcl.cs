@@ -32,7 +32,9 @@ public static class ValkeyAcl
         return new Dictionary<string, ValkeyUser>(StringComparer.Ordinal)
         {
             // Cache entries, locks, fences, the fill channel, output cache and HybridCache; publishes product views.
-            ["catalog"] = User("catalog", "~catalog:* &catalog:*", PublishEvents),
+            // SCAN only for the change feed's reset after a slot had to be created (every cached product goes: the
+            // changes before the new slot were never seen); without it that reset fails and the feed cannot start.
+            ["catalog"] = User("catalog", "~catalog:* &catalog:*", $"+scan {PublishEvents}"),
             // Carts, checkout claims, the session blob and the Data Protection key ring; SCAN only to count live
             // sessions (its key names are SHA-256 hashes); publishes cart and order events.
             ["cart"] = User("cart", "~cart:*", $"+scan {PublishEvents}"),
