@@ -244,9 +244,12 @@ public sealed class ChaosScenario : IScenario
         var counted = new Dictionary<long, long>();
         foreach (var hour in hours)
         {
-            foreach (var entry in await valkey.GetDatabase().SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket("sold", hour)))
+            foreach (var partition in AnalyticsKeys.AllPartitions)
             {
-                counted[(long)entry.Element] = counted.GetValueOrDefault((long)entry.Element) + (long)entry.Score;
+                foreach (var entry in await valkey.GetDatabase().SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket("sold", hour, partition)))
+                {
+                    counted[(long)entry.Element] = counted.GetValueOrDefault((long)entry.Element) + (long)entry.Score;
+                }
             }
         }
         var differing = ordered.Keys.Union(counted.Keys).Count(p => ordered.GetValueOrDefault(p) != counted.GetValueOrDefault(p));

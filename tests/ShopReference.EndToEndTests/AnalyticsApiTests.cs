@@ -106,7 +106,7 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         Assert.Equal(HttpStatusCode.OK, rollup.StatusCode);
 
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
-        var bucket = AnalyticsKeys.Bucket("sold", at.UtcDateTime);
+        var bucket = AnalyticsKeys.BucketOf("sold", at.UtcDateTime, RebuiltProduct);
         await valkey.GetDatabase().SortedSetRemoveAsync(bucket, RebuiltProduct); // Valkey lost it
         var instance = (await fixture.Shop.WaitForHealthyInstancesAsync("analytics", 2, TimeSpan.FromSeconds(30))).First();
         var rebuild = await App.Services.GetRequiredService<ResourceCommandService>().ExecuteCommandAsync(instance, "rebuild-leaderboards", Ct);

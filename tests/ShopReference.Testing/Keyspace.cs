@@ -18,15 +18,16 @@ public static class Keyspace
                 batch.Add(key);
                 if (batch.Count == 1000)
                 {
-                    deleted += (int)await database.KeyDeleteAsync([.. batch]);
+                    deleted += await DeleteEachAsync(database, batch);
                     batch.Clear();
                 }
             }
-            if (batch.Count > 0)
-            {
-                deleted += (int)await database.KeyDeleteAsync([.. batch]);
-            }
+            deleted += await DeleteEachAsync(database, batch);
         }
         return deleted;
     }
+
+    /// <summary>One pipelined DEL per key: on a cluster one node holds many slots, and a multi-key DEL must stay in one.</summary>
+    private static async Task<int> DeleteEachAsync(IDatabase database, List<RedisKey> keys) =>
+        (await Task.WhenAll(keys.Select(key => database.KeyDeleteAsync(key)))).Count(deleted => deleted);
 }

@@ -43,8 +43,8 @@ public static class Boards
 
 /// <summary>
 /// Windowed leaderboards. A window slides: it is the weighted union of its hourly buckets (<c>ZUNIONSTORE … WEIGHTS</c>
-/// of up to 169 sorted sets), with the bucket partly outside the window weighted by the part still inside. This is the
-/// expensive aggregate. Its result is cached under one key and recomputed through <see cref="SingleFlightCache"/>,
+/// of up to 169 sorted sets in each partition), with the bucket partly outside the window weighted by the part still
+/// inside; the partitions' tops are merged here. This is the expensive aggregate. Its result is cached under one key and recomputed through <see cref="SingleFlightCache"/>,
 /// so when it expires under any number of readers on any number of instances it is recomputed once. Rows are ordered
 /// by count (descending), then product id (ascending): equal counts always come out in the same order.
 /// </summary>
@@ -90,6 +90,14 @@ public sealed class Leaderboards(IConnectionMultiplexer multiplexer, SingleFligh
         }
     }
 
+    /// <summary>Product → count in one hourly bucket of a board, all partitions merged (tests, tools).</summary>
+    public async Task<Dictionary<long, long>> HourAsync(string board, DateTime hour)
+    {
+        var reads = AnalyticsKeys.AllPartitions.Select(p => _database.SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour, p)));
+        return (await Task.WhenAll(reads).ConfigureAwait(false)).SelectMany(rows => rows)
+            .ToDictionary(r => (long)r.Element, r => (long)r.Score);
+    }
+
     private async Task<OriginValue> ComputeAsync(string board, string window)
     {
         Interlocked.Increment(ref _recomputations);
@@ -100,17 +108,26 @@ public sealed class Leaderboards(IConnectionMultiplexer multiplexer, SingleFligh
         // bucket that has partly slid out counts for the part still inside, as a sliding-window counter estimates.
         var hours = Boards.Windows[window];
         var outside = (now - hour).TotalHours;
-        RedisKey[] keys =
-        [
-            KeySchema.TaggedKey("analytics", "scratch", AnalyticsKeys.Tag, EventRules.NewId()),
-            .. Enumerable.Range(0, hours + 1).Select(h => (RedisKey)AnalyticsKeys.Bucket(board, hour.AddHours(-h))),
-        ];
         RedisValue[] values = [Boards.MaxTop, .. Enumerable.Repeat<RedisValue>(1, hours), Math.Round(1 - outside, 4)];
-        var flat = (RedisResult[])(await _window.EvaluateAsync(_database, keys, values).ConfigureAwait(false))!;
-        var rows = new List<long[]>(flat.Length / 2);
-        for (var i = 0; i < flat.Length; i += 2)
+        // Each partition computes its own top N (with every member tied with its N-th), on whichever shard holds it, all
+        // at once. A product lives in one partition only, so the global top N is among the partitions' top N: merging
+        // them in order and cutting at N is exact, ties included.
+        var partitions = await Task.WhenAll(AnalyticsKeys.AllPartitions.Select(async p =>
         {
-            rows.Add([long.Parse((string)flat[i]!, CultureInfo.InvariantCulture), (long)Math.Round((double)flat[i + 1])]);
+            RedisKey[] keys =
+            [
+                AnalyticsKeys.Scratch(p),
+                .. Enumerable.Range(0, hours + 1).Select(h => (RedisKey)AnalyticsKeys.Bucket(board, hour.AddHours(-h), p)),
+            ];
+            return (RedisResult[])(await _window.EvaluateAsync(_database, keys, values).ConfigureAwait(false))!;
+        })).ConfigureAwait(false);
+        var rows = new List<long[]>();
+        foreach (var flat in partitions)
+        {
+            for (var i = 0; i < flat.Length; i += 2)
+            {
+                rows.Add([long.Parse((string)flat[i]!, CultureInfo.InvariantCulture), (long)Math.Round((double)flat[i + 1])]);
+            }
         }
         var ordered = rows.OrderByDescending(r => r[1]).ThenBy(r => r[0]).Take(Boards.MaxTop).ToArray();
         // The version is the computation time: a slower, older computation can never overwrite a newer one.

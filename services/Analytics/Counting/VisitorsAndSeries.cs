@@ -22,31 +22,26 @@ public sealed class AnalyticsReads(IConnectionMultiplexer multiplexer, TimeProvi
     private readonly IDatabase _database = multiplexer.GetDatabase();
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
-    /// <summary>Estimated unique visitors on <paramref name="day"/>, or over the <paramref name="days"/> days ending then (PFMERGE).</summary>
+    /// <summary>
+    /// Estimated unique visitors on <paramref name="day"/>, or over the <paramref name="days"/> days ending then. A visitor
+    /// is counted in one partition only, so the partitions' counts add up: each partition's days are merged by one
+    /// <c>PFCOUNT</c> of several keys (they share its slot), and the partitions are summed here.
+    /// </summary>
     public async Task<long> UniqueVisitorsAsync(DateOnly day, int days = 1)
     {
-        if (days == 1)
-        {
-            return await _database.HyperLogLogLengthAsync(AnalyticsKeys.Uniques(day)).ConfigureAwait(false);
-        }
-        // The merged key is kept a minute: a week's count is asked often and changes slowly.
-        var merged = AnalyticsKeys.UniquesSpan(day, days);
-        var sources = Enumerable.Range(0, days).Select(d => (RedisKey)AnalyticsKeys.Uniques(day.AddDays(-d))).ToArray();
-        var transaction = _database.CreateTransaction();
-        _ = transaction.HyperLogLogMergeAsync(merged, sources);
-        _ = transaction.KeyExpireAsync(merged, TimeSpan.FromMinutes(1));
-        var count = transaction.HyperLogLogLengthAsync(merged);
-        await transaction.ExecuteAsync().ConfigureAwait(false);
-        return await count.ConfigureAwait(false);
+        var counts = AnalyticsKeys.AllPartitions.Select(p => _database.HyperLogLogLengthAsync(
+            [.. Enumerable.Range(0, days).Select(d => (RedisKey)AnalyticsKeys.Uniques(day.AddDays(-d), p))]));
+        return (await Task.WhenAll(counts).ConfigureAwait(false)).Sum();
     }
 
-    /// <summary>The last <paramref name="minutes"/> minutes of a metric, oldest first, zeros where nothing happened (one MGET).</summary>
+    /// <summary>The last <paramref name="minutes"/> minutes of a metric, oldest first, zeros where nothing happened (one MGET per partition, summed).</summary>
     public async Task<IReadOnlyList<(DateTime Minute, long Value)>> MinutesAsync(string metric, int minutes)
     {
         var now = _time.GetUtcNow().UtcDateTime;
         var current = new DateTime(now.Year, now.Month, now.Day, now.Hour, now.Minute, 0, DateTimeKind.Utc);
         var stamps = Enumerable.Range(0, minutes).Select(m => current.AddMinutes(m - minutes + 1)).ToArray();
-        var values = await _database.StringGetAsync([.. stamps.Select(s => (RedisKey)AnalyticsKeys.Minute(metric, s))]).ConfigureAwait(false);
-        return [.. stamps.Select((s, i) => (s, values[i].IsNull ? 0L : (long)values[i]))];
+        var partitions = await Task.WhenAll(AnalyticsKeys.AllPartitions.Select(p =>
+            _database.StringGetAsync([.. stamps.Select(s => (RedisKey)AnalyticsKeys.Minute(metric, s, p))]))).ConfigureAwait(false);
+        return [.. stamps.Select((s, i) => (s, partitions.Sum(values => values[i].IsNull ? 0L : (long)values[i])))];
     }
 }

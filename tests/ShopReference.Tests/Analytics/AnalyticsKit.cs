@@ -32,11 +32,13 @@ internal static class AnalyticsKit
     public static EventConsumer Consumer(IConnectionMultiplexer connection, string name, TimeSpan? claimAfter = null, int batch = 256) =>
         new(connection, name, new EventConsumerOptions { BatchSize = batch, ClaimAfter = claimAfter ?? TimeSpan.FromSeconds(30) }, NullLogger.Instance);
 
-    /// <summary>Product → count in the current hour's bucket of a board.</summary>
+    /// <summary>Product → count in the current hour's bucket of a board, all partitions merged.</summary>
     public static async Task<Dictionary<long, long>> BucketAsync(IConnectionMultiplexer connection, string board, DateTime? hour = null)
     {
-        var entries = await connection.GetDatabase().SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour ?? DateTime.UtcNow));
-        return entries.ToDictionary(e => (long)e.Element, e => (long)e.Score);
+        var database = connection.GetDatabase();
+        var partitions = await Task.WhenAll(AnalyticsKeys.AllPartitions.Select(p =>
+            database.SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour ?? DateTime.UtcNow, p))));
+        return partitions.SelectMany(entries => entries).ToDictionary(e => (long)e.Element, e => (long)e.Score);
     }
 
     public static async Task<long> PendingAsync(IConnectionMultiplexer connection) =>

@@ -68,9 +68,10 @@ public sealed class LeaderboardTests(ServersFixture fixture)
         await AnalyticsKit.ResetAsync(connection);
         var now = new DateTimeOffset(2026, 11, 26, 10, 15, 0, TimeSpan.Zero);
         var database = connection.GetDatabase();
-        await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.UtcDateTime), [new(8, 10)]);
-        await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.UtcDateTime.AddHours(-1)), [new(7, 100), new(8, 4)]);
-        await database.SortedSetAddAsync(AnalyticsKeys.Bucket("views", now.UtcDateTime.AddHours(-2)), [new(9, 1000)]); // outside 1h
+        await database.SortedSetAddAsync(AnalyticsKeys.BucketOf("views", now.UtcDateTime, 8), [new(8, 10)]);
+        await database.SortedSetAddAsync(AnalyticsKeys.BucketOf("views", now.UtcDateTime.AddHours(-1), 7), [new(7, 100)]);
+        await database.SortedSetAddAsync(AnalyticsKeys.BucketOf("views", now.UtcDateTime.AddHours(-1), 8), [new(8, 4)]);
+        await database.SortedSetAddAsync(AnalyticsKeys.BucketOf("views", now.UtcDateTime.AddHours(-2), 9), [new(9, 1000)]); // outside 1h
         await using var cache = new SingleFlightCache(connection, new SingleFlightOptions { Channel = "test:analytics:" + Guid.NewGuid().ToString("N") });
 
         var hour = await new Leaderboards(connection, cache, new FixedClock(now)).RecomputeAsync("views", "1h", 10);
@@ -87,7 +88,7 @@ public sealed class LeaderboardTests(ServersFixture fixture)
         await using var dataSource = NpgsqlDataSource.Create(await fixture.Postgres.CreateDatabaseAsync("analytics"));
         await using var cache = new SingleFlightCache(connection, new SingleFlightOptions { Channel = "test:analytics:" + Guid.NewGuid().ToString("N") });
         var leaderboards = new Leaderboards(connection, cache);
-        var rollups = new Rollups(dataSource, connection, leaderboards, NullLogger<Rollups>.Instance);
+        var rollups = new Rollups(dataSource, connection, leaderboards, new AnalyticsReads(connection), NullLogger<Rollups>.Instance);
         await rollups.InitializeAsync(Ct);
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(1_000, products: 7));
         await AnalyticsKit.Consumer(connection, "c").DrainAsync();
@@ -117,9 +118,9 @@ public sealed class LeaderboardTests(ServersFixture fixture)
         var database = connection.GetDatabase();
         foreach (var hour in new[] { DateTime.UtcNow, DateTime.UtcNow.AddDays(-3) })
         {
-            var bucket = AnalyticsKeys.Bucket("views", hour);
-            await database.SortedSetAddAsync(bucket, [new(50, 100), .. Enumerable.Range(10, 4).Select(p => new SortedSetEntry(p, 20))]);
-            await database.SortedSetAddAsync(bucket, [.. Enumerable.Range(1000, 500).Select(p => new SortedSetEntry(p, 1))]);
+            SortedSetEntry[] rows = [new(50, 100), .. Enumerable.Range(10, 4).Select(p => new SortedSetEntry(p, 20)),
+                .. Enumerable.Range(1000, 500).Select(p => new SortedSetEntry(p, 1))];
+            foreach (var row in rows) await database.SortedSetAddAsync(AnalyticsKeys.BucketOf("views", hour, (long)row.Element), [row]);
         }
     }
 

@@ -10,6 +10,7 @@ using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Extensions;
 using ShopReference.CartSession.Orders;
 using ShopReference.Testing;
+using ShopReference.Tests.Analytics;
 using ShopReference.Tests.Infrastructure;
 using ShopReference.Valkey.Events;
 using ShopReference.Valkey.Resilience;
@@ -83,7 +84,7 @@ public sealed class CheckoutFaultTests(ServersFixture fixture)
         await using var proxy = new TcpFaultProxy(fixture.Valkey.Port);
         await using var valkey = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{proxy.Port},password={fixture.Valkey.Password},abortConnect=false,connectTimeout=1000,syncTimeout=1000,asyncTimeout=1000");
         await using var admin = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
-        await AnalyticsKitReset(admin);
+        await AnalyticsKit.ResetAsync(admin);
         await using var dataSource = NpgsqlDataSource.Create(await fixture.Postgres.CreateDatabaseAsync("outbox"));
         await using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var orders = new OrdersDatabase(dataSource, NullLogger<OrdersDatabase>.Instance);
@@ -118,11 +119,8 @@ public sealed class CheckoutFaultTests(ServersFixture fixture)
         await consumer.DrainAsync();
 
         Assert.Equal((1, 1), (consumer.Counters.Applied, consumer.Counters.Duplicates));
-        var bucket = await admin.GetDatabase().SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket("sold", DateTime.UtcNow));
-        Assert.Equal(4, bucket.Single(e => (long)e.Element == 77).Score);
+        Assert.Equal(4, (await AnalyticsKit.BucketAsync(admin, "sold"))[77]);
     }
-
-    private static Task AnalyticsKitReset(IConnectionMultiplexer connection) => Keyspace.DeleteAsync(connection, AnalyticsKeys.Prefix + "*");
 
     private async Task<long> OrdersAsync(string connectionString)
     {

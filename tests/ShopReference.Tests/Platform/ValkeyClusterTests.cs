@@ -1,8 +1,11 @@
 using System.Diagnostics;
+using ShopReference.Analytics.Counting;
 using ShopReference.CartSession.Carts;
 using ShopReference.Testing;
+using ShopReference.Tests.Analytics;
 using ShopReference.Valkey;
 using ShopReference.Valkey.Caching;
+using ShopReference.Valkey.Events;
 using ShopReference.Valkey.RateLimiting;
 using StackExchange.Redis;
 
@@ -92,6 +95,54 @@ public sealed class ValkeyClusterTests(ClusterFixture fixture) : IClassFixture<C
                 Assert.True(found, $"no key matching {pattern} on primary {primary.EndPoint}");
             }
         }
+    }
+
+    [Fact]
+    public async Task Each_analytics_partition_lies_in_its_own_sixteenth_of_the_slots_so_equal_shards_share_them_equally()
+    {
+        await using var valkey = await fixture.Cluster.ConnectAsync();
+        int Slot(int partition) => valkey.HashSlot(AnalyticsKeys.DirtyHours(partition));
+        Assert.All(AnalyticsKeys.AllPartitions, p => Assert.Equal(p, Slot(p) * AnalyticsKeys.Partitions / 16_384));
+        var perPrimary = valkey.GetServers()[0].ClusterConfiguration!.Nodes.Where(n => !n.IsReplica)
+            .Select(n => AnalyticsKeys.AllPartitions.Count(p => n.Slots.Any(range => range.From <= Slot(p) && Slot(p) <= range.To)))
+            .Order().ToArray();
+        Assert.Equal([5, 5, 6], perPrimary);
+    }
+
+    [Fact]
+    public async Task Analytics_spreads_its_partitions_over_every_primary_and_the_reads_merge_them_exactly()
+    {
+        await using var valkey = await fixture.Cluster.ConnectAsync();
+        await AnalyticsKit.ResetAsync(valkey);
+        var now = DateTimeOffset.UtcNow;
+        // 3,000 views of 200 products (product p viewed p mod 29 + 1 times, and more), 150 orders of 3 lines, 1,000 visitors.
+        var views = Enumerable.Range(0, 3_000).Select(i => new AnalyticsEvent($"v{i}", EventTypes.ProductViewed, now, $"visitor-{i % 1_000}", i % 200 + 1)).ToList();
+        var orders = Enumerable.Range(0, 150).Select(i => new AnalyticsEvent($"order-{i}", EventTypes.OrderPlaced, now, $"visitor-{i}",
+            Lines: [(i % 200 + 1, 1), ((i * 7) % 200 + 1, 2), ((i * 13) % 200 + 1, 3)])).ToList();
+        await AnalyticsKit.AppendAsync(valkey, [.. views, .. orders]);
+
+        var consumer = AnalyticsKit.Consumer(valkey, "cluster");
+        await consumer.DrainAsync();
+
+        Assert.Equal((3_150L, 0L), (consumer.Counters.Applied, consumer.Counters.Duplicates));
+        var sold = orders.SelectMany(o => o.Lines!).GroupBy(l => l.ProductId).ToDictionary(g => g.Key, g => (long)g.Sum(l => l.Quantity));
+        Assert.Equal(sold, await AnalyticsKit.BucketAsync(valkey, "sold", now.UtcDateTime));
+        await using var cache = new SingleFlightCache(valkey, new SingleFlightOptions { Channel = $"test:{Guid.NewGuid():N}:filled" });
+        var top = await new Leaderboards(valkey, cache).RecomputeAsync("sold", "24h", 20);
+        Assert.Equal([.. sold.OrderByDescending(p => p.Value).ThenBy(p => p.Key).Take(20).Select(p => new LeaderboardEntry(p.Key, p.Value))], top);
+        var reads = new AnalyticsReads(valkey);
+        Assert.InRange(await reads.UniqueVisitorsAsync(DateOnly.FromDateTime(now.UtcDateTime), days: 2), 980, 1_020); // HyperLogLog: 0.81 % error
+        Assert.Equal(3_000, (await reads.MinutesAsync("views", 5)).Sum(m => m.Value));
+
+        var perPrimary = new List<string>();
+        foreach (var primary in valkey.GetServers().Where(s => !s.IsReplica))
+        {
+            var keys = 0;
+            await foreach (var _ in primary.KeysAsync(pattern: "analytics:*", pageSize: 1000).WithCancellation(Ct)) keys++;
+            perPrimary.Add($"{primary.EndPoint}: {keys}");
+            Assert.True(keys > 0, $"no analytics key on primary {primary.EndPoint}");
+        }
+        TestContext.Current.TestOutputHelper?.WriteLine("analytics keys per primary: " + string.Join(", ", perPrimary));
     }
 
     [Fact]
