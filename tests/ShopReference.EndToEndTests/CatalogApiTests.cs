@@ -194,17 +194,23 @@ public sealed class CatalogApiTests(ShopAppFixture fixture)
 public sealed class CatalogStampedeCommandTests(ShopAppFixture fixture)
 {
     [Fact]
-    public async Task Expiring_a_hot_key_under_a_200_request_burst_across_two_replicas_loads_the_origin_once()
+    public async Task Expiring_a_hot_key_under_a_100_request_burst_across_two_replicas_loads_the_origin_once_and_a_second_run_does_the_same()
     {
         var commands = fixture.Shop.App.Services.GetRequiredService<ResourceCommandService>();
         // A replicated resource has a command per replica; either replica's command acts on the whole app.
-        var replica = (await fixture.Shop.WaitForHealthyInstancesAsync("catalog", 2, TimeSpan.FromSeconds(30))).First();
+        var replicas = await fixture.Shop.WaitForHealthyInstancesAsync("catalog", 2, TimeSpan.FromSeconds(30));
 
-        var result = await commands.ExecuteCommandAsync(replica, "stampede", TestContext.Current.CancellationToken);
+        // Twice in a row: the second run fits the stampede client's quota as the first did.
+        foreach (var run in new[] { 1, 2 })
+        {
+            var result = await commands.ExecuteCommandAsync(replicas.First(), "stampede", TestContext.Current.CancellationToken);
 
-        Assert.True(result.Success, result.Message);
-        // The whole summary in the failure message (Assert.Matches would cut it): it says how the other readers fared.
-        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(result.Message ?? "", @"\b1 miss\b"), result.Message);
-        Assert.False(System.Text.RegularExpressions.Regex.IsMatch(result.Message ?? "", @"\b\d+ [45]\d\d\b"), result.Message);
+            Assert.True(result.Success, $"run {run}: {result.Message}");
+            // The whole summary in the failure message (Assert.Matches would cut it): it says how the other readers fared.
+            Assert.True(System.Text.RegularExpressions.Regex.IsMatch(result.Message ?? "", @"\b1 miss\b"), result.Message);
+            Assert.False(System.Text.RegularExpressions.Regex.IsMatch(result.Message ?? "", @"\b\d+ [45]\d\d\b"), result.Message);
+            // Both replicas answered, by the names the dashboard shows.
+            Assert.All(replicas, name => Assert.Matches($@"\b{System.Text.RegularExpressions.Regex.Escape(name)} \(\d+\)", result.Message ?? ""));
+        }
     }
 }

@@ -18,6 +18,7 @@ public static class Extensions
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "analytics");
+        builder.AddReplicaAnnouncer("analytics");
         builder.AddNpgsqlDataSource("analyticsdb");
         builder.Services.AddSingleton(TimeProvider.System);
 
@@ -41,6 +42,7 @@ public static class Extensions
     /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
     public static WebApplication MapApplication(this WebApplication app)
     {
+        app.UseReplicaHeader();
         app.MapDefaultEndpoints();
         app.MapApiDocuments("analytics");
         app.MapAnalyticsApi();

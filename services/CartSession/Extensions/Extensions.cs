@@ -18,6 +18,7 @@ public static class Extensions
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "cart");
+        builder.AddReplicaAnnouncer("cart");
         builder.AddNpgsqlDataSource("cartdb");
         var limits = builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits();
         builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
@@ -53,6 +54,7 @@ public static class Extensions
     /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
     public static WebApplication MapApplication(this WebApplication app)
     {
+        app.UseReplicaHeader();
         app.MapDefaultEndpoints();
         app.MapApiDocuments("cart");
         app.UseSession(); // only the preferences routes touch it (the ASP.NET Session comparison)

@@ -17,6 +17,7 @@ public static class Extensions
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "catalog");
+        builder.AddReplicaAnnouncer("catalog");
         builder.AddNpgsqlDataSource("catalogdb");
 
         builder.AddStartupInitializer<CatalogInitializer>("catalog-initializer");
@@ -46,6 +47,7 @@ public static class Extensions
     /// <summary>The service's whole request pipeline, in order: what Program.cs runs and what the in-process tests host.</summary>
     public static WebApplication MapApplication(this WebApplication app)
     {
+        app.UseReplicaHeader();
         app.MapDefaultEndpoints();
         app.MapApiDocuments("catalog");
         app.UseOutputCache();
