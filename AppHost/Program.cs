@@ -11,7 +11,7 @@ var auth = ShopAuth.AddShopAuth(builder);
 
 // Shared state: one Valkey and one PostgreSQL for the four services, each service with its own user and role.
 var valkeyUsers = ValkeyAcl.CreateUsers(builder);
-var valkey = builder.AddValkey("valkey", mode, ports.Valkey, valkeyUsers.Values);
+var valkey = builder.AddValkey("valkey", mode, ports.Valkey, valkeyUsers.Values).WithReportCommand();
 var postgres = builder.AddShopPostgres("postgres", mode, ports.Postgres);
 
 // The services, each showing one pattern. Each runs two replicas so cross-instance patterns are real (the gateway one).

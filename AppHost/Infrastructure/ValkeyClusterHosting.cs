@@ -21,11 +21,13 @@ public static partial class ValkeyHostingExtensions
         var first = new LocalValkeyClusterResource(name, server, builder.AppHostDirectory, password, nodes);
         var formation = new ClusterFormation(nodes, password, topology.Shards);
 
+        var resources = new List<(IResource Resource, int Port)>();
         for (var i = 0; i < nodes.Count; i++)
         {
             var node = nodes[i];
             var nodeName = i == 0 ? name : $"{name}-{i}";
             var resource = i == 0 ? (ExecutableResource)first : new LocalValkeyNodeResource(nodeName, server, builder.AppHostDirectory, first);
+            resources.Add((resource, node.Port));
             var dataDirectory = LocalDataDirectory.For(builder, nodeName);
             // Not proxied: the cluster tells clients each node's own address (MOVED), so nothing may stand in between.
             builder.AddResource(resource)
@@ -43,12 +45,54 @@ public static partial class ValkeyHostingExtensions
             });
         }
 
+        builder.Eventing.Subscribe<ResourceReadyEvent>(first, (ready, cancellationToken) =>
+        {
+            _ = ShowRolesAsync(ready.Services, resources, password);
+            return Task.CompletedTask;
+        });
+
         // Healthy once every node answers and they have been joined into one cluster with every slot served: the
         // services' WaitFor(valkey) holds them until then.
         var key = $"{name}_cluster";
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(key,
             _ => new DelegateHealthCheck(formation.IsReadyAsync), failureStatus: default, tags: default));
         return builder.CreateResourceBuilder<IValkeyResource>(first).WithHealthCheck(key);
+    }
+
+    private const string RoleProperty = "valkey.cluster.role";
+
+    /// <summary>
+    /// Shows each node's role on its resource in the dashboard (a highlighted property), read every few seconds from
+    /// <c>CLUSTER NODES</c>: after a failover the promoted replica shows as primary and the dead node as failed.
+    /// </summary>
+    private static async Task ShowRolesAsync(IServiceProvider services, IReadOnlyList<(IResource Resource, int Port)> nodes, ParameterResource password)
+    {
+        var notifications = services.GetRequiredService<ResourceNotificationService>();
+        var stopping = services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping;
+        var shown = new Dictionary<int, string>();
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(3));
+        try
+        {
+            do
+            {
+                var roles = await ValkeyClusterRoles.ReadAsync(nodes.Select(n => n.Port), await password.GetValueAsync(stopping) ?? "", stopping);
+                foreach (var (resource, port) in nodes)
+                {
+                    var role = roles.GetValueOrDefault(port, "not answering");
+                    if (shown.GetValueOrDefault(port) == role) continue;
+                    shown[port] = role;
+                    await notifications.PublishUpdateAsync(resource, snapshot => snapshot with
+                    {
+                        Properties = [.. snapshot.Properties.Where(p => p.Name != RoleProperty),
+                            new ResourcePropertySnapshot(RoleProperty, role) { DisplayName = "Cluster role", IsHighlighted = true }],
+                    });
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stopping));
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
     }
 
     // A cluster's nodes record each other's addresses in nodes.conf, so a second run on the same data folder must find

@@ -23,6 +23,47 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task The_valkey_report_command_shows_keys_memory_and_the_slowest_commands_of_each_node()
+    {
+        var commands = App.Services.GetRequiredService<ResourceCommandService>();
+
+        var result = await commands.ExecuteCommandAsync("valkey", "valkey-report", TestContext.Current.CancellationToken);
+
+        Assert.True(result.Success, result.Message);
+        var nodes = TestValkey.RequestedTopology == ValkeyTopology.Cluster ? 6 : 1;
+        Assert.Equal(nodes, System.Text.RegularExpressions.Regex.Matches(result.Message!, @":\d+ keys: (db0 keys=\d+|none)").Count);
+        Assert.Equal(nodes, System.Text.RegularExpressions.Regex.Matches(result.Message!, @":\d+ memory: \S+ used of \S+").Count);
+        Assert.Equal(nodes, System.Text.RegularExpressions.Regex.Matches(result.Message!, @":\d+ slowest recent commands \((COMMANDLOG|SLOWLOG)\)").Count);
+    }
+
+    [Fact]
+    public async Task On_a_cluster_the_dashboard_shows_each_valkey_node_s_role()
+    {
+        if (TestValkey.RequestedTopology != ValkeyTopology.Cluster)
+        {
+            Assert.Skip("Only on a cluster (SHOPREF_VALKEY_TOPOLOGY=Cluster)");
+        }
+        var nodes = new[] { "valkey", "valkey-1", "valkey-2", "valkey-3", "valkey-4", "valkey-5" };
+        var roles = new Dictionary<string, string>();
+
+        await Eventually.UntilAsync(() =>
+        {
+            foreach (var node in nodes)
+            {
+                if (App.ResourceNotifications.TryGetCurrentState(node, out var state)
+                    && state.Snapshot.Properties.FirstOrDefault(p => p.Name == "valkey.cluster.role")?.Value is string role)
+                {
+                    roles[node] = role;
+                }
+            }
+            return Task.FromResult(roles.Count == nodes.Length);
+        }, TimeSpan.FromSeconds(30), $"roles shown: {string.Join("; ", roles.Select(r => $"{r.Key}: {r.Value}"))}", cancellationToken: TestContext.Current.CancellationToken);
+
+        Assert.Equal(3, roles.Values.Count(r => r.StartsWith("primary, slots ", StringComparison.Ordinal)));
+        Assert.Equal(3, roles.Values.Count(r => r.StartsWith("replica of :", StringComparison.Ordinal)));
+    }
+
     [Theory]
     [InlineData("catalog")]
     [InlineData("cart-session")]
