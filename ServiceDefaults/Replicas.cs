@@ -86,8 +86,13 @@ public sealed class ReplicaAnnouncer(string servicePrefix, IServer server, IHost
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException)
                 {
-                    // The gateway falls back to service discovery while the registry cannot be read or is stale.
-                    logger.LogDebug(ex, "Could not announce {Address}", _address);
+                    logger.LogDebug(ex, "Could not announce {Address}", _address); // Valkey is down or busy: expected, and said by its own health check
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // Whatever failed, the next heartbeat tries again: a background loop must never stop the service
+                    // (an unhandled exception stops the host). The gateway keeps the replicas it saw meanwhile.
+                    logger.LogWarning(ex, "Could not announce {Address}", _address);
                 }
             }
             while (await timer.WaitForNextTickAsync(stoppingToken));
@@ -105,7 +110,7 @@ public sealed class ReplicaAnnouncer(string servicePrefix, IServer server, IHost
         {
             await registry.WithdrawAsync(_key, _address);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex)
         {
             logger.LogDebug(ex, "Could not withdraw {Address}; it drops out after {FreshFor}", _address, ReplicaRegistry.FreshFor);
         }

@@ -37,7 +37,7 @@ public static class CatalogCommands
 
             var key = ShopAuth.StampedeKey(await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "");
             using var http = new HttpClient { BaseAddress = new Uri(gateway.GetEndpoint("http").Url) };
-            if (await QuotaLeftAsync(http, key, context.CancellationToken) is { } quota && quota.Remaining < Burst)
+            if (await GatewayQuota.LeftAsync(http, key, context.CancellationToken) is { } quota && quota.Remaining < Burst)
             {
                 return CommandResults.Failure($"The stampede client's read quota is spent ({quota.Remaining} of 300 left this minute): " +
                     $"run it again in {quota.ResetSeconds} s.");
@@ -71,18 +71,5 @@ public static class CatalogCommands
             IconName = "Flash",
             UpdateState = CommandState.EnabledWhenHealthy,
         });
-    }
-
-    /// <summary>What is left of the client's read quota, from the gateway's <c>RateLimit</c> field (one read spent on asking).</summary>
-    private static async Task<(int Remaining, int ResetSeconds)?> QuotaLeftAsync(HttpClient http, string key, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/ratelimit/policies");
-        request.Headers.Add("X-Api-Key", key);
-        using var response = await http.SendAsync(request, cancellationToken);
-        var field = response.Headers.TryGetValues("RateLimit", out var values) ? values.FirstOrDefault() : null;
-        var match = field is null ? null : System.Text.RegularExpressions.Regex.Match(field, @";r=(\d+);t=(\d+)");
-        return match is { Success: true }
-            ? (int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))
-            : null;
     }
 }

@@ -26,7 +26,8 @@ public static class RateLimitCommands
         return gateway;
     }
 
-    private const int BurstSize = 350; // the partner-read policy admits 300 per minute
+    private const int BurstSize = 350;
+    private const int Quota = 300; // the partner-read policy admits 300 per minute
 
     public static IResourceBuilder<ProjectResource> WithRateLimitBurstCommand(this IResourceBuilder<ProjectResource> gateway, ShopAuth auth)
     {
@@ -38,8 +39,19 @@ public static class RateLimitCommands
         {
             var key = await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "";
             using var http = new HttpClient { BaseAddress = new Uri(gateway.GetEndpoint("http").Url) };
+            // The first request of the burst asks what is left: a burst only shows "exactly the quota" on a full one.
+            if (await GatewayQuota.LeftAsync(http, key, context.CancellationToken) is not { } quota)
+            {
+                return CommandResults.Failure("The gateway did not answer with a RateLimit field.");
+            }
+            if (quota.Remaining < Quota - 1)
+            {
+                return CommandResults.Failure($"The demo client's quota is not full ({quota.Remaining} of {Quota} left, the window " +
+                    $"slides): run the burst again in {quota.ResetSeconds} s, when the last burst has left the window.");
+            }
             var counts = new int[3]; // admitted, rejected with 429, other
-            await Parallel.ForAsync(0, BurstSize, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = context.CancellationToken }, async (_, ct) =>
+            counts[0] = 1;
+            await Parallel.ForAsync(1, BurstSize, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = context.CancellationToken }, async (_, ct) =>
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, "/api/ratelimit/policies");
                 request.Headers.Add("X-Api-Key", key);

@@ -28,7 +28,7 @@ public sealed class GatewayRateLimitTests(ShopAppFixture fixture)
     }
 
     [Fact]
-    public async Task The_dashboard_burst_admits_exactly_the_quota_and_the_next_request_is_a_429_problem_with_retry_after()
+    public async Task The_dashboard_burst_admits_exactly_the_quota_a_second_run_says_when_it_is_back_and_the_next_request_is_a_429_problem_with_retry_after()
     {
         var commands = App.Services.GetRequiredService<ResourceCommandService>();
 
@@ -36,6 +36,10 @@ public sealed class GatewayRateLimitTests(ShopAppFixture fixture)
 
         Assert.True(result.Success, result.Message);
         Assert.Contains("300 admitted, 50 rejected with 429, 0 other", result.Message);
+        // Run again at once: it says the quota is spent and when the burst can run again, instead of "0 admitted".
+        var again = await commands.ExecuteCommandAsync("rate-limit", "burst-client", TestContext.Current.CancellationToken);
+        Assert.False(again.Success);
+        Assert.Matches(@"quota is not full \(0 of 300 left.*run the burst again in \d+ s", again.Message);
 
         using var gateway = App.CreateHttpClient("rate-limit");
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/ratelimit/policies") { Headers = { { "X-Api-Key", fixture.Shop.DemoApiKey } } };

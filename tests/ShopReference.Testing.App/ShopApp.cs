@@ -113,8 +113,15 @@ public sealed class ShopApp : IAsyncDisposable
             var states = string.Join("; ", Resources.Select(name => app.ResourceNotifications.TryGetCurrentState(name, out var state)
                 ? $"{name}: {state.Snapshot.State?.Text} {state.Snapshot.HealthStatus} {string.Join(" ", state.Snapshot.HealthReports.Where(r => r.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy).Select(r => $"[{r.Name}: {r.Description ?? r.ExceptionText}]"))}"
                 : $"{name}: unknown"));
+            // And what the resources that never turned healthy last wrote: a hang says more in its own log.
+            var logs = new List<string>();
+            foreach (var name in Resources.Where(name => !app.ResourceNotifications.TryGetCurrentState(name, out var state)
+                || state.Snapshot.HealthStatus != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy))
+            {
+                logs.Add($"--- last lines of {name}:\n{await RecentLogAsync(app, name, 40)}");
+            }
             await shop.DisposeAsync();
-            throw new TimeoutException($"The app was not healthy within {StartTimeout.TotalMinutes:0} min: {states}");
+            throw new TimeoutException($"The app was not healthy within {StartTimeout.TotalMinutes:0} min: {states}\n{string.Join("\n", logs)}");
         }
         catch
         {
@@ -142,24 +149,41 @@ public sealed class ShopApp : IAsyncDisposable
     {
         using var deadline = new CancellationTokenSource(timeout);
         var healthy = new Dictionary<string, CustomResourceSnapshot>(StringComparer.Ordinal);
-        await foreach (var update in App.ResourceNotifications.WatchAsync(deadline.Token))
+        var seen = new Dictionary<string, CustomResourceSnapshot>(StringComparer.Ordinal);
+        try
         {
-            if (update.Resource.Name != resource)
+            await foreach (var update in App.ResourceNotifications.WatchAsync(deadline.Token))
             {
-                continue;
+                if (update.Resource.Name != resource)
+                {
+                    continue;
+                }
+                seen[update.ResourceId] = update.Snapshot;
+                if (update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy)
+                {
+                    healthy[update.ResourceId] = update.Snapshot;
+                }
+                else
+                {
+                    healthy.Remove(update.ResourceId);
+                }
+                if (healthy.Count >= count)
+                {
+                    break;
+                }
             }
-            if (update.Snapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy)
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            // Say which replica is not healthy, how, and what it last wrote.
+            var reports = new List<string>();
+            foreach (var (id, snapshot) in seen.Where(s => !healthy.ContainsKey(s.Key)))
             {
-                healthy[update.ResourceId] = update.Snapshot;
+                var checks = string.Join(" ", snapshot.HealthReports.Where(r => r.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy)
+                    .Select(r => $"[{r.Name}: {r.Description ?? r.ExceptionText}]"));
+                reports.Add($"{id}: {snapshot.State?.Text} {snapshot.HealthStatus} {checks}\n{await RecentLogAsync(App, id, 30)}");
             }
-            else
-            {
-                healthy.Remove(update.ResourceId);
-            }
-            if (healthy.Count >= count)
-            {
-                break;
-            }
+            throw new TimeoutException($"{healthy.Count} of {count} replicas of {resource} healthy within {timeout.TotalSeconds:0} s.\n{string.Join("\n", reports)}");
         }
         return healthy;
     }
@@ -188,6 +212,24 @@ public sealed class ShopApp : IAsyncDisposable
         var http = App.CreateHttpClient(resource);
         http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await TokenAsync(client, cancellationToken));
         return http;
+    }
+
+    /// <summary>The last lines a resource logged (its console), read from the backlog for at most two seconds.</summary>
+    private static async Task<string> RecentLogAsync(DistributedApplication app, string resource, int lines)
+    {
+        var collected = new List<string>();
+        using var enough = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await foreach (var batch in app.Services.GetRequiredService<ResourceLoggerService>().WatchAsync(resource).WithCancellation(enough.Token))
+            {
+                collected.AddRange(batch.Select(line => line.Content));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return collected.Count == 0 ? "(nothing)" : string.Join("\n", collected.TakeLast(lines));
     }
 
     private static int _nextAddress;

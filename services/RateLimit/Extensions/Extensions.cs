@@ -38,7 +38,7 @@ public static class Extensions
         // request, instead of to the orchestrator's proxy, which balances connections (docs/cluster.md).
         if (builder.Configuration.GetValue<bool>("Discovery:UseReplicaRegistry"))
         {
-            ReplicaDestinationResolver.Decorate(proxy.Services);
+            ReplicaDestinationResolver.AddTo(proxy.Services);
         }
     }
 

@@ -10,47 +10,28 @@ namespace ShopReference.RateLimit.Routing;
 /// <summary>
 /// Resolves a route's destination to every live replica of its service, so YARP balances request by request. A
 /// destination whose metadata names a registry (<c>ReplicaRegistry: catalog:replicas</c>) becomes one destination per
-/// address announced there; any other destination, or one whose registry is still empty, is resolved by service
-/// discovery as before. Without this, in run mode, every request would go to the orchestrator's proxy, which picks a
-/// replica per connection, and the gateway's pooled connections would keep each service's traffic on one replica.
+/// address in the <see cref="ReplicaDirectory"/>; any other destination, or one whose registry has not been read yet,
+/// is resolved by service discovery as before. Without this, in run mode, every request would go to the orchestrator's
+/// proxy, which picks a replica per connection, and the gateway's pooled connections would keep each service's
+/// traffic on one replica.
 /// <para>
-/// The registries are read in the background, never while resolving: YARP resolves on the first request (the first
-/// health check), blocking it, and a Valkey round trip there (or the connection's first connect, to every node of a
-/// cluster) could hold every request thread of a starved process. When a background read finds the replicas changed,
-/// the change token makes YARP resolve again. While Valkey cannot be read the last known replicas are kept; YARP's
-/// passive health check stops sending to one whose connections fail.
+/// It does no I/O of its own and needs nothing from Valkey: YARP resolves while the app is being built, blocking it,
+/// so the registries are read by <see cref="ReplicaDirectoryRefresher"/>, a hosted service that starts with the host.
 /// </para>
 /// </summary>
-public sealed class ReplicaDestinationResolver : IDestinationResolver, IAsyncDisposable
+public sealed class ReplicaDestinationResolver(IDestinationResolver serviceDiscovery, ReplicaDirectory directory) : IDestinationResolver
 {
     public const string RegistryMetadata = "ReplicaRegistry";
-
-    private readonly IDestinationResolver _serviceDiscovery;
-    private readonly IServiceProvider _services;
-    private readonly ILogger<ReplicaDestinationResolver> _logger;
-    private readonly ConcurrentDictionary<string, IReadOnlyList<string>> _replicas = new(StringComparer.Ordinal);
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _refreshing;
-    private CancellationTokenSource _changed = new();
-
-    public ReplicaDestinationResolver(IDestinationResolver serviceDiscovery, IServiceProvider services, ILogger<ReplicaDestinationResolver> logger)
-    {
-        _serviceDiscovery = serviceDiscovery;
-        _services = services;
-        _logger = logger;
-        _refreshing = Task.Run(RefreshAsync);
-    }
 
     public async ValueTask<ResolvedDestinationCollection> ResolveDestinationsAsync(
         IReadOnlyDictionary<string, DestinationConfig> destinations, CancellationToken cancellationToken)
     {
-        var changed = Volatile.Read(ref _changed).Token;
+        var changed = directory.Changed;
         var resolved = new Dictionary<string, DestinationConfig>(StringComparer.OrdinalIgnoreCase);
         var rest = new Dictionary<string, DestinationConfig>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, destination) in destinations)
         {
-            // Asking for a registry is what makes the background loop read it.
-            var replicas = destination.Metadata?.TryGetValue(RegistryMetadata, out var key) == true ? _replicas.GetOrAdd(key, []) : [];
+            var replicas = destination.Metadata?.TryGetValue(RegistryMetadata, out var key) == true ? directory.Watch(key) : [];
             if (replicas.Count == 0)
             {
                 rest[name] = destination;
@@ -61,63 +42,89 @@ public sealed class ReplicaDestinationResolver : IDestinationResolver, IAsyncDis
                 resolved[$"{name}[{address}]"] = destination with { Address = address };
             }
         }
-        IChangeToken token = new CancellationChangeToken(changed);
+        IChangeToken token = changed;
         if (rest.Count > 0)
         {
-            var discovered = await _serviceDiscovery.ResolveDestinationsAsync(rest, cancellationToken);
+            var discovered = await serviceDiscovery.ResolveDestinationsAsync(rest, cancellationToken);
             foreach (var (name, destination) in discovered.Destinations) resolved[name] = destination;
             if (discovered.ChangeToken is { } inner) token = new CompositeChangeToken([token, inner]);
         }
         return new ResolvedDestinationCollection(resolved, token);
     }
 
-    private async Task RefreshAsync()
+    /// <summary>Puts this resolver in front of the registered one (service discovery's), and starts the refresher.</summary>
+    public static void AddTo(IServiceCollection services)
+    {
+        services.AddSingleton<ReplicaDirectory>();
+        services.AddHostedService<ReplicaDirectoryRefresher>();
+        services.Decorate<IDestinationResolver>((sp, serviceDiscovery) => new ReplicaDestinationResolver(serviceDiscovery, sp.GetRequiredService<ReplicaDirectory>()));
+    }
+}
+
+/// <summary>The replicas last read from each registry the resolver asked for, and a token that fires when they change.</summary>
+public sealed class ReplicaDirectory
+{
+    private readonly ConcurrentDictionary<string, IReadOnlyList<string>> _replicas = new(StringComparer.Ordinal);
+    private CancellationTokenSource _changed = new();
+
+    public IChangeToken Changed => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
+
+    /// <summary>The replicas known for <paramref name="key"/>; asking is what makes the refresher read that registry.</summary>
+    public IReadOnlyList<string> Watch(string key) => _replicas.GetOrAdd(key, []);
+
+    public IEnumerable<string> Registries => _replicas.Keys;
+
+    /// <summary>Records what a registry holds now; fires <see cref="Changed"/> if that differs from before.</summary>
+    public bool Update(string key, IReadOnlyList<string> replicas)
+    {
+        if (_replicas.TryGetValue(key, out var known) && known.SequenceEqual(replicas, StringComparer.Ordinal)) return false;
+        _replicas[key] = replicas;
+        Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Cancel();
+        return true;
+    }
+}
+
+/// <summary>
+/// Reads the registries the resolver asked for every heartbeat. While Valkey cannot be read the replicas last seen
+/// are kept; YARP's passive health check stops sending to one whose connections fail.
+/// </summary>
+public sealed class ReplicaDirectoryRefresher(ReplicaDirectory directory, IConnectionMultiplexer valkey, ILogger<ReplicaDirectoryRefresher> logger)
+    : BackgroundService
+{
+    private readonly ReplicaRegistry _registry = new(valkey);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(ReplicaRegistry.Heartbeat);
-        ReplicaRegistry? registry = null;
         try
         {
-            while (await timer.WaitForNextTickAsync(_stop.Token))
+            do
             {
-                var changed = false;
-                foreach (var key in _replicas.Keys)
+                foreach (var key in directory.Registries.ToList())
                 {
                     try
                     {
-                        registry ??= new ReplicaRegistry(_services.GetRequiredService<IConnectionMultiplexer>());
-                        var now = await registry.ReadAsync(key);
-                        if (!now.SequenceEqual(_replicas[key], StringComparer.Ordinal))
+                        var replicas = await _registry.ReadAsync(key);
+                        if (directory.Update(key, replicas))
                         {
-                            _replicas[key] = now;
-                            changed = true;
+                            logger.LogInformation("Replicas in {Registry}: {Replicas}", key, string.Join(", ", replicas));
                         }
                     }
                     catch (Exception ex) when (ex is RedisException or TimeoutException)
                     {
-                        _logger.LogDebug(ex, "Replica registry {Key} unreadable; keeping the replicas last seen", key);
+                        logger.LogDebug(ex, "Replica registry {Registry} unreadable; keeping the replicas last seen", key); // Valkey is down or busy: expected, and said by its own health check
+                    }
+                    catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                    {
+                        // Never let the loop end: an unhandled exception in a hosted service stops the gateway.
+                        logger.LogWarning(ex, "Replica registry {Registry} unreadable; keeping the replicas last seen", key);
                     }
                 }
-                if (changed)
-                {
-                    _logger.LogInformation("Replicas now: {Replicas}", string.Join("; ", _replicas.Select(r => $"{r.Key} = {string.Join(", ", r.Value)}")));
-                    Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Cancel();
-                }
             }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
-    }
-
-    /// <summary>Puts this resolver in front of the registered one (service discovery's), which it falls back to.</summary>
-    public static void Decorate(IServiceCollection services) =>
-        services.Decorate<IDestinationResolver>((sp, serviceDiscovery) =>
-            new ReplicaDestinationResolver(serviceDiscovery, sp, sp.GetRequiredService<ILogger<ReplicaDestinationResolver>>()));
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        await _refreshing;
-        _stop.Dispose();
     }
 }

@@ -25,14 +25,17 @@ public sealed class ReplicaRegistry(IConnectionMultiplexer multiplexer, TimeProv
     /// <summary>The registry of a service, under its key prefix (its Valkey user may write only there).</summary>
     public static string Key(string servicePrefix) => $"{servicePrefix}:replicas";
 
+    /// <summary>
+    /// Three commands sent together, not a transaction: each is right on its own, and a transaction is cancelled
+    /// whole when the client is still learning a cluster's slot map (which once stopped a service at start).
+    /// </summary>
     public async Task AnnounceAsync(string key, string address)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var transaction = _database.CreateTransaction();
-        _ = transaction.SortedSetAddAsync(key, address, now);
-        _ = transaction.SortedSetRemoveRangeByScoreAsync(key, double.NegativeInfinity, now - ForgetAfter.TotalMilliseconds);
-        _ = transaction.KeyExpireAsync(key, ForgetAfter);
-        await transaction.ExecuteAsync().ConfigureAwait(false);
+        await Task.WhenAll(
+            _database.SortedSetAddAsync(key, address, now),
+            _database.SortedSetRemoveRangeByScoreAsync(key, double.NegativeInfinity, now - ForgetAfter.TotalMilliseconds),
+            _database.KeyExpireAsync(key, ForgetAfter)).ConfigureAwait(false);
     }
 
     public Task WithdrawAsync(string key, string address) => _database.SortedSetRemoveAsync(key, address);
