@@ -55,18 +55,6 @@ foreach (var service in new[] { catalog, cart, analytics })
     auth.ValidateTokens(service);
 }
 
-// In run mode the orchestrator's proxy in front of the replicas balances connections, not requests: the replicas announce
-// their own addresses in Valkey and the gateway routes to each in turn (docs/cluster.md). Deployed, the platform's
-// ingress balances requests, and service discovery alone is used.
-if (builder.ExecutionContext.IsRunMode)
-{
-    foreach (var service in new[] { catalog, cart, analytics })
-    {
-        service.WithEnvironment("Discovery__AnnounceReplica", "true");
-    }
-    gateway.WithEnvironment("Discovery__UseReplicaRegistry", "true");
-}
-
 // Dashboard commands, beside the resource they act on; the operator ones obtain a token from the gateway as a user would.
 catalog.WithStampedeCommand(gateway, auth);
 cart.WithLiveSessionsCommand(gateway, auth);

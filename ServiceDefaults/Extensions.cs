@@ -63,6 +63,7 @@ public static class Extensions
                 // One meter per service (ShopReference.Catalog, …) names the pattern's events.
                 .AddMeter("ShopReference.*"))
             .WithTracing(tracing => tracing
+                .SetSampler(BackgroundNoiseSampler.ForServices())
                 .AddSource(builder.Environment.ApplicationName)
                 .AddAspNetCoreInstrumentation(options =>
                     // Health probes every few seconds would drown the traces a reader came to see.

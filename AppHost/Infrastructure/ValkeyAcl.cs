@@ -24,12 +24,6 @@ public static class ValkeyAcl
     /// <summary>XADD to the analytics stream and nothing else on it, for the services that publish events.</summary>
     public const string PublishEvents = "(~analytics:events:* +xadd)";
 
-    /// <summary>
-    /// Read-only, the registries where the services' replicas announce their addresses (<c>{prefix}:replicas</c>), for
-    /// the gateway, which routes to each replica in run mode.
-    /// </summary>
-    public const string ReadReplicaRegistries = "(%R~catalog:replicas %R~cart:replicas %R~analytics:replicas +zrangebyscore)";
-
     /// <summary>The four service users, each with a generated password parameter (<c>valkey-{user}-password</c>).</summary>
     public static IReadOnlyDictionary<string, ValkeyUser> CreateUsers(IDistributedApplicationBuilder builder)
     {
@@ -45,7 +39,7 @@ public static class ValkeyAcl
             // sessions (its key names are SHA-256 hashes); publishes cart and order events.
             ["cart"] = User("cart", "~cart:*", $"+scan {PublishEvents}"),
             ["analytics"] = User("analytics", "~analytics:* &analytics:*"),
-            ["ratelimit"] = User("ratelimit", "~ratelimit:*", ReadReplicaRegistries),
+            ["ratelimit"] = User("ratelimit", "~ratelimit:*"),
         };
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using ShopReference.Valkey;
 using ShopReference.Valkey.Events;
@@ -116,9 +117,18 @@ public sealed class EventConsumer
     /// <summary>Removes members idle too long with nothing pending; returns how many.</summary>
     public Task<int> ForgetIdleConsumersAsync() => _group.ForgetIdleMembersAsync();
 
+    /// <summary>
+    /// The analytics service's activity source (traced under its application name). A batch applied is work a reader
+    /// may want to see, so it gets a trace of its own with its scripts beneath it; the empty polls between batches are
+    /// background noise and are sampled away (ServiceDefaults' <c>BackgroundNoiseSampler</c>).
+    /// </summary>
+    public static readonly ActivitySource Tracing = new("ShopReference.Analytics");
+
     /// <summary>Validates a batch, applies it partition by partition, then dead-letters the invalid entries and acknowledges all.</summary>
     public async Task ApplyAsync(IReadOnlyList<StreamEntry> entries)
     {
+        using var activity = Tracing.StartActivity("analytics apply batch");
+        activity?.SetTag("shop.analytics.entries", entries.Count);
         var now = _time.GetUtcNow();
         var dead = new List<RedisValue>();
         var valid = new List<RedisValue>(entries.Count);
@@ -158,5 +168,8 @@ public sealed class EventConsumer
         }
         var appliedCount = applied.Count(a => a);
         Counters.Add(appliedCount, valid.Count - appliedCount, dead.Count / 2);
+        activity?.SetTag("shop.analytics.applied", appliedCount);
+        activity?.SetTag("shop.analytics.duplicates", valid.Count - appliedCount);
+        activity?.SetTag("shop.analytics.dead_lettered", dead.Count / 2);
     }
 }

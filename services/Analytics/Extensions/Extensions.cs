@@ -1,3 +1,4 @@
+using OpenTelemetry.Trace;
 using ShopReference.Analytics.Apis;
 using ShopReference.ServiceClients;
 using ShopReference.Analytics.Data;
@@ -18,7 +19,8 @@ public static class Extensions
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "analytics");
-        builder.AddReplicaAnnouncer("analytics");
+        // A batch applied is traced under its own activity (the polls between batches are sampled away).
+        builder.Services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddSource(EventConsumer.Tracing.Name));
         builder.AddNpgsqlDataSource("analyticsdb");
         builder.Services.AddSingleton(TimeProvider.System);
 

@@ -18,7 +18,6 @@ public static class Extensions
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "cart");
-        builder.AddReplicaAnnouncer("cart");
         builder.AddNpgsqlDataSource("cartdb");
         var limits = builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits();
         builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(), limits));

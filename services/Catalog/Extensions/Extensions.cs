@@ -17,7 +17,6 @@ public static class Extensions
     public static void AddApplicationServices(this IHostApplicationBuilder builder)
     {
         builder.AddValkey(service: "catalog");
-        builder.AddReplicaAnnouncer("catalog");
         builder.AddNpgsqlDataSource("catalogdb");
 
         builder.AddStartupInitializer<CatalogInitializer>("catalog-initializer");

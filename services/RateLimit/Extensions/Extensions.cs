@@ -1,7 +1,6 @@
 using ShopReference.RateLimit.Apis;
 using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
-using ShopReference.RateLimit.Routing;
 
 namespace ShopReference.RateLimit.Extensions;
 
@@ -30,16 +29,10 @@ public static class Extensions
         builder.Services.AddSingleton<RateLimitMetrics>();
         builder.Services.AddSingleton<PolicyLimiters>();
 
-        var proxy = builder.Services.AddReverseProxy()
+        builder.Services.AddReverseProxy()
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddServiceDiscoveryDestinationResolver()
             .AddTransforms(ClientContextTransform.Apply);
-        // In run mode the replicas announce themselves (Discovery:AnnounceReplica): route to each of them, request by
-        // request, instead of to the orchestrator's proxy, which balances connections (docs/cluster.md).
-        if (builder.Configuration.GetValue<bool>("Discovery:UseReplicaRegistry"))
-        {
-            ReplicaDestinationResolver.AddTo(proxy.Services);
-        }
     }
 
     /// <summary>
