@@ -57,7 +57,14 @@ public static class ValkeyClientExtensions
     }
 
     // Decorates the registered Valkey store, so output-cached routes keep answering while Valkey is down.
-    private static void DegradeOutputCacheOnOutage(IServiceCollection services) =>
-        services.Decorate<IOutputCacheStore>((sp, store) =>
-            new DegradingOutputCacheStore(store, sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<DegradingOutputCacheStore>>()));
+    private static void DegradeOutputCacheOnOutage(IServiceCollection services)
+    {
+        var registered = services.Last(d => d.ServiceType == typeof(IOutputCacheStore));
+        services.Remove(registered);
+        services.AddSingleton<IOutputCacheStore>(sp => new DegradingOutputCacheStore(
+            registered.ImplementationInstance as IOutputCacheStore
+                ?? registered.ImplementationFactory?.Invoke(sp) as IOutputCacheStore
+                ?? (IOutputCacheStore)ActivatorUtilities.CreateInstance(sp, registered.ImplementationType!),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<DegradingOutputCacheStore>>()));
+    }
 }

@@ -244,12 +244,9 @@ public sealed class ChaosScenario : IScenario
         var counted = new Dictionary<long, long>();
         foreach (var hour in hours)
         {
-            foreach (var partition in AnalyticsKeys.AllPartitions)
+            foreach (var (product, count) in await Leaderboards.ReadHourAsync(valkey.GetDatabase(), "sold", hour))
             {
-                foreach (var entry in await valkey.GetDatabase().SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket("sold", hour, partition)))
-                {
-                    counted[(long)entry.Element] = counted.GetValueOrDefault((long)entry.Element) + (long)entry.Score;
-                }
+                counted[product] = counted.GetValueOrDefault(product) + count;
             }
         }
         var differing = ordered.Keys.Union(counted.Keys).Count(p => ordered.GetValueOrDefault(p) != counted.GetValueOrDefault(p));

@@ -114,13 +114,14 @@ public sealed class ShopApp : IAsyncDisposable
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             // Say which resource held the start up, and in what state: "a task was canceled" alone explains nothing.
-            var states = string.Join("; ", Resources.Select(name => app.ResourceNotifications.TryGetCurrentState(name, out var state)
-                ? $"{name}: {state.Snapshot.State?.Text} {state.Snapshot.HealthStatus} {string.Join(" ", state.Snapshot.HealthReports.Where(r => r.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy).Select(r => $"[{r.Name}: {r.Description ?? r.ExceptionText}]"))}"
-                : $"{name}: unknown"));
-            // And what the resources that never turned healthy last wrote: a hang says more in its own log.
+            var snapshots = Resources.Select(name => (Name: name,
+                Snapshot: app.ResourceNotifications.TryGetCurrentState(name, out var state) ? state.Snapshot : null)).ToList();
+            var states = string.Join("; ", snapshots.Select(r => r.Snapshot is { } snapshot
+                ? $"{r.Name}: {snapshot.State?.Text} {snapshot.HealthStatus} {string.Join(" ", snapshot.HealthReports.Where(h => h.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy).Select(h => $"[{h.Name}: {h.Description ?? h.ExceptionText}]"))}"
+                : $"{r.Name}: unknown"));
+            // And what the resources that were not healthy then last wrote: a hang says more in its own log.
             var logs = new List<string>();
-            foreach (var name in Resources.Where(name => states.Contains($"{name}: unknown", StringComparison.Ordinal)
-                || !states.Contains($"{name}: Running Healthy", StringComparison.Ordinal)))
+            foreach (var (name, _) in snapshots.Where(r => r.Snapshot?.HealthStatus != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy))
             {
                 logs.Add($"--- last lines of {name}:\n{await RecentLogAsync(app, name, 40)}");
             }

@@ -91,9 +91,9 @@ public sealed class Leaderboards(IConnectionMultiplexer multiplexer, SingleFligh
     }
 
     /// <summary>Product → count in one hourly bucket of a board, all partitions merged (tests, tools).</summary>
-    public async Task<Dictionary<long, long>> HourAsync(string board, DateTime hour)
+    public static async Task<Dictionary<long, long>> ReadHourAsync(IDatabase database, string board, DateTime hour)
     {
-        var reads = AnalyticsKeys.AllPartitions.Select(p => _database.SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour, p)));
+        var reads = AnalyticsKeys.AllPartitions.Select(p => database.SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour, p)));
         return (await Task.WhenAll(reads).ConfigureAwait(false)).SelectMany(rows => rows)
             .ToDictionary(r => (long)r.Element, r => (long)r.Score);
     }

@@ -33,13 +33,8 @@ internal static class AnalyticsKit
         new(connection, name, new EventConsumerOptions { BatchSize = batch, ClaimAfter = claimAfter ?? TimeSpan.FromSeconds(30) }, NullLogger.Instance);
 
     /// <summary>Product → count in the current hour's bucket of a board, all partitions merged.</summary>
-    public static async Task<Dictionary<long, long>> BucketAsync(IConnectionMultiplexer connection, string board, DateTime? hour = null)
-    {
-        var database = connection.GetDatabase();
-        var partitions = await Task.WhenAll(AnalyticsKeys.AllPartitions.Select(p =>
-            database.SortedSetRangeByRankWithScoresAsync(AnalyticsKeys.Bucket(board, hour ?? DateTime.UtcNow, p))));
-        return partitions.SelectMany(entries => entries).ToDictionary(e => (long)e.Element, e => (long)e.Score);
-    }
+    public static Task<Dictionary<long, long>> BucketAsync(IConnectionMultiplexer connection, string board, DateTime? hour = null) =>
+        Leaderboards.ReadHourAsync(connection.GetDatabase(), board, hour ?? DateTime.UtcNow);
 
     public static async Task<long> PendingAsync(IConnectionMultiplexer connection) =>
         (await connection.GetDatabase().StreamPendingAsync(EventStream.Key, EventStream.ConsumerGroup)).PendingMessageCount;
