@@ -48,7 +48,8 @@ var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
     .WithExternalHttpEndpoints()
     .WithHttpHealthCheck("/health")
     .WithTrustedProxies(builder.Configuration)
-    .WithRateLimitBurstCommand(auth);
+    .WithRateLimitBurstCommand(auth)
+    .WithShopperSimulation(catalog, auth);
 auth.IssueTokens(gateway);
 foreach (var service in new[] { catalog, cart, analytics })
 {

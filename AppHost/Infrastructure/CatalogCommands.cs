@@ -24,15 +24,9 @@ public static class CatalogCommands
         }
         return catalog.WithCommand("stampede", "Expire a hot key and fire a burst", async context =>
         {
-            using (var admin = new HttpClient { BaseAddress = new Uri(catalog.GetEndpoint("http").Url) })
-            using (var evict = new HttpRequestMessage(HttpMethod.Delete, $"/admin/cache/products/{HotProduct}"))
+            if (await EvictAsync(catalog, gateway, auth, HotProduct, context.CancellationToken) is { } refused)
             {
-                evict.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await auth.OperatorTokenAsync(gateway, context.CancellationToken));
-                using var evicted = await admin.SendAsync(evict, context.CancellationToken);
-                if (!evicted.IsSuccessStatusCode)
-                {
-                    return CommandResults.Failure($"The catalog refused the eviction: {(int)evicted.StatusCode}.");
-                }
+                return CommandResults.Failure($"The catalog refused the eviction: {refused}.");
             }
 
             var key = ShopAuth.StampedeKey(await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "");
@@ -71,5 +65,19 @@ public static class CatalogCommands
             IconName = "Flash",
             UpdateState = CommandState.EnabledWhenHealthy,
         });
+    }
+
+    /// <summary>
+    /// Expires a product's cache entry through the catalog's operator route, with an operator's token from the gateway;
+    /// null when done, else the status it was refused with.
+    /// </summary>
+    public static async Task<int?> EvictAsync(IResourceBuilder<ProjectResource> catalog, IResourceBuilder<ProjectResource> gateway, ShopAuth auth,
+        long product, CancellationToken cancellationToken)
+    {
+        using var admin = new HttpClient { BaseAddress = new Uri(catalog.GetEndpoint("http").Url) };
+        using var evict = new HttpRequestMessage(HttpMethod.Delete, $"/admin/cache/products/{product}");
+        evict.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await auth.OperatorTokenAsync(gateway, cancellationToken));
+        using var evicted = await admin.SendAsync(evict, cancellationToken);
+        return evicted.IsSuccessStatusCode ? null : (int)evicted.StatusCode;
     }
 }

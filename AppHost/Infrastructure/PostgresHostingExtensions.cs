@@ -45,7 +45,8 @@ public static class PostgresHostingExtensions
         {
             var container = builder.AddPostgres(name, password: builder.CreateResourceBuilder(password), port: port)
                 .WithArgs("-c", "wal_level=logical", "-c", $"max_slot_wal_keep_size={walCap}")
-                .WithDataVolume();
+                .WithDataVolume()
+                .WithStartupDiagnosis(dataDirectory: null);
             (server, endpoint) = (Erase(container), container.Resource.PrimaryEndpoint);
         }
 
@@ -96,7 +97,8 @@ public static class PostgresHostingExtensions
                 context.Args.Add("-p");
                 context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
             })
-            .WithIconName("DatabaseStack");
+            .WithIconName("DatabaseStack")
+            .WithStartupDiagnosis(cluster.DataDirectory);
 
         // initdb the first time; apply the current password every time, so a changed parameter never locks the user out.
         builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, cancellationToken) =>

@@ -42,6 +42,9 @@ public sealed class ShopAuth
     /// <summary>The key of the second demo client (<c>dashboard-stampede</c>), derived from the demo key.</summary>
     public static string StampedeKey(string demoKey) => demoKey + "-stampede";
 
+    /// <summary>The key of the shopper simulation's client (<c>dashboard-shoppers</c>, permission <c>shoppers</c>), derived from the demo key.</summary>
+    public static string ShoppersKey(string demoKey) => demoKey + "-shoppers";
+
     /// <summary>
     /// Lets a service validate tokens. Aspire turns on ASP.NET Core's forwarded-headers handling in publish mode, which
     /// believes <c>X-Forwarded-*</c> from any peer; it is turned off here: the gateway believes only its trusted
@@ -51,7 +54,7 @@ public sealed class ShopAuth
         project.WithEnvironment("Auth__SigningKey", SigningKey)
             .WithEnvironment("ASPNETCORE_FORWARDEDHEADERS_ENABLED", "false");
 
-    /// <summary>Makes the gateway the issuer, with the four clients. A deployment configures its own clients instead.</summary>
+    /// <summary>Makes the gateway the issuer, with the five clients. A deployment configures its own clients instead.</summary>
     public IResourceBuilder<ProjectResource> IssueTokens(IResourceBuilder<ProjectResource> gateway)
     {
         ValidateTokens(gateway);
@@ -64,6 +67,7 @@ public sealed class ShopAuth
             var demo = await DemoKey.GetValueAsync(context.CancellationToken) ?? "";
             Client(context, "dashboard", demo);
             Client(context, "dashboard-stampede", StampedeKey(demo));
+            Client(context, "dashboard-shoppers", ShoppersKey(demo), "shoppers");
             Client(context, "operator", await OperatorKey.GetValueAsync(context.CancellationToken) ?? "", "operator");
             Client(context, "catalog-admin", await CatalogAdminKey.GetValueAsync(context.CancellationToken) ?? "", "catalog.write");
         });

@@ -35,7 +35,8 @@ public static partial class ValkeyHostingExtensions
                 .WithArgs(Path.Combine(dataDirectory, "valkey.conf"),
                     "--port", node.Port.ToString(CultureInfo.InvariantCulture),
                     "--cluster-port", node.BusPort.ToString(CultureInfo.InvariantCulture))
-                .WithIconName("Database");
+                .WithIconName("Database")
+                .WithStartupDiagnosis(dataDirectory);
             builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, cancellationToken) =>
             {
                 ValkeySettings.ValidateMaxMemory(await settings.MaxMemory.GetValueAsync(cancellationToken));

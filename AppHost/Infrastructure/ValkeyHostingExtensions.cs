@@ -59,6 +59,7 @@ public static partial class ValkeyHostingExtensions
             .WithVolume($"{name}-data", "/data")
             .WithEnvironment("VALKEY_PASSWORD", password)
             .WithEnvironment("VALKEY_SETTINGS", settings.Lines())
+            .WithStartupDiagnosis(dataDirectory: null)
             // The passwords go into a config file inside the container, not onto the server's command line.
             .WithEntrypoint("/bin/sh")
             .WithArgs("-c",
@@ -85,7 +86,8 @@ public static partial class ValkeyHostingExtensions
                 context.Args.Add("--port");
                 context.Args.Add(resource.PrimaryEndpoint.Property(EndpointProperty.TargetPort));
             })
-            .WithIconName("Database");
+            .WithIconName("Database")
+            .WithStartupDiagnosis(dataDirectory);
 
         // Written at every start, so a password set or regenerated since the last run takes effect.
         builder.Eventing.Subscribe<BeforeResourceStartedEvent>(resource, async (_, cancellationToken) =>

@@ -17,7 +17,10 @@ public static class Permissions
     /// <summary>The <c>/admin/*</c> routes of every service and the dashboard commands that call them.</summary>
     public const string Operator = "operator";
 
-    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { CatalogWrite, Operator };
+    /// <summary>Speak for up to 64 simulated shoppers at the gateway (<c>X-Api-Key</c> with <c>X-Shopper</c>): the dashboard's simulation.</summary>
+    public const string Shoppers = "shoppers";
+
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { CatalogWrite, Operator, Shoppers };
 }
 
 /// <summary>

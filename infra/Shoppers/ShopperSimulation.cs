@@ -23,6 +23,23 @@ public sealed record SimulationOptions
     /// </summary>
     public bool DistinctAddresses { get; init; }
 
+    /// <summary>
+    /// The key of a gateway client with the permission <c>shoppers</c> (the dashboard's simulation): each shopper presents
+    /// it with <c>X-Shopper: n</c>, and the gateway counts it as an anonymous visitor of its own (at most 64). The other way
+    /// to make distinct shoppers, for a gateway that trusts this machine as a proxy, is <see cref="DistinctAddresses"/>.
+    /// </summary>
+    public string? ShopperKey { get; init; }
+
+    /// <summary>
+    /// Expires a hot product (the host's operator call); with it, every <see cref="StampedeInterval"/> the hottest product
+    /// is expired and <see cref="StampedeReaders"/> shoppers read it at once, so the herd protection has a herd to hold,
+    /// and right after, one of those shoppers bursts past its read quota, so the limiter has someone to stop (besides
+    /// the bursts <see cref="BurstRate"/> draws at random).
+    /// </summary>
+    public Func<long, CancellationToken, Task>? ExpireProduct { get; init; }
+    public TimeSpan StampedeInterval { get; init; } = TimeSpan.FromSeconds(15);
+    public int StampedeReaders { get; init; } = 24;
+
     /// <summary>The <c>catalog-admin</c> client's key, for the occasional price change; none, none made.</summary>
     public string? CatalogAdminKey { get; init; }
 
@@ -48,10 +65,12 @@ public sealed record ShopperState(string Address, string? Cookie, IReadOnlyDicti
 /// unknown outcome, which is why the cart answers such a failure with "retry" and never with "nothing changed".
 /// </summary>
 public sealed record SimulationProgress(TimeSpan Elapsed, IReadOnlyDictionary<int, long> RequestsByStatus, long Views, long Adds,
-    long Checkouts, long PriceChanges, long Bursts, long UnitsLost, long UnitsUnacknowledged, long SessionsRestarted)
+    long Checkouts, long PriceChanges, long Bursts, long UnitsLost, long UnitsUnacknowledged, long SessionsRestarted,
+    long Stampedes, IReadOnlyDictionary<string, long> ProductReads)
 {
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Elapsed.TotalSeconds:0}s: {Views} views, {Adds} adds, {Checkouts} orders, {PriceChanges} price changes, {Bursts} bursts; " +
+        $"{Elapsed.TotalSeconds:0}s: {Views} views, {Adds} adds, {Checkouts} orders, {PriceChanges} price changes, {Bursts} bursts, {Stampedes} stampedes; " +
+        $"product reads by X-Cache {string.Join(", ", ProductReads.OrderByDescending(r => r.Value).Select(r => $"{r.Key}×{r.Value}"))}; " +
         $"responses {string.Join(", ", RequestsByStatus.OrderBy(s => s.Key).Select(s => $"{(s.Key == 0 ? "no answer" : s.Key.ToString(CultureInfo.InvariantCulture))}×{s.Value}"))}");
 }
 
@@ -65,10 +84,11 @@ public sealed record SimulationProgress(TimeSpan Elapsed, IReadOnlyDictionary<in
 public sealed class ShopperSimulation(SimulationOptions options)
 {
     private readonly ConcurrentDictionary<int, long> _statuses = new();
+    private readonly ConcurrentDictionary<string, long> _productReads = new();
     private readonly ConcurrentBag<PlacedOrder> _orders = [];
     private readonly ConcurrentBag<ShopperState> _shoppers = [];
     private readonly Zipf _popularity = new(options.Products);
-    private long _views, _adds, _checkouts, _priceChanges, _bursts, _lost, _unacknowledged, _restarted;
+    private long _views, _adds, _checkouts, _priceChanges, _bursts, _lost, _unacknowledged, _restarted, _stampedes;
     private readonly ConcurrentQueue<string> _errors = new();
 
     /// <summary>The first server errors (5xx other than 503), for a report to say what they were.</summary>
@@ -83,16 +103,22 @@ public sealed class ShopperSimulation(SimulationOptions options)
 
     public SimulationProgress Progress() => new(DateTime.UtcNow - _started, new Dictionary<int, long>(_statuses),
         Interlocked.Read(ref _views), Interlocked.Read(ref _adds), Interlocked.Read(ref _checkouts), Interlocked.Read(ref _priceChanges),
-        Interlocked.Read(ref _bursts), Interlocked.Read(ref _lost), Interlocked.Read(ref _unacknowledged), Interlocked.Read(ref _restarted));
+        Interlocked.Read(ref _bursts), Interlocked.Read(ref _lost), Interlocked.Read(ref _unacknowledged), Interlocked.Read(ref _restarted),
+        Interlocked.Read(ref _stampedes), new Dictionary<string, long>(_productReads));
 
     /// <summary>Runs the shoppers until the duration passes or <paramref name="cancellationToken"/> stops them; reports progress every few seconds.</summary>
     public async Task<SimulationProgress> RunAsync(Action<SimulationProgress>? progress, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stop.CancelAfter(options.Duration);
+        if (options.ShopperKey is not null && options.Shoppers > MaxKeyedShoppers)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"At most {MaxKeyedShoppers} shoppers speak through one shoppers key.");
+        }
         var reporting = ReportAsync(progress, stop.Token);
+        var stampedes = StampedesAsync(stop.Token);
         await Task.WhenAll(Enumerable.Range(0, options.Shoppers).Select(i => ShopAsync(i, stop.Token)));
-        await reporting;
+        await Task.WhenAll(reporting, stampedes);
         return Progress();
     }
 
@@ -115,19 +141,68 @@ public sealed class ShopperSimulation(SimulationOptions options)
         }
     }
 
-    private async Task ShopAsync(int index, CancellationToken cancellationToken)
+    /// <summary>The gateway's bound on the shoppers one key may speak for.</summary>
+    public const int MaxKeyedShoppers = 64;
+
+    private HttpClient ShopperClient(int index, out string address)
     {
-        var random = new Random(options.Seed + index);
-        var address = $"198.19.{index / 250}.{1 + index % 250}"; // the benchmarking range (RFC 2544): never a real client
-        using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) })
+        address = $"198.19.{index / 250}.{1 + index % 250}"; // the benchmarking range (RFC 2544): never a real client
+        var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) })
         {
             BaseAddress = options.Gateway,
             Timeout = TimeSpan.FromSeconds(15),
         };
-        if (options.DistinctAddresses)
+        if (options.ShopperKey is not null)
+        {
+            http.DefaultRequestHeaders.Add("X-Api-Key", options.ShopperKey);
+            http.DefaultRequestHeaders.Add("X-Shopper", (1 + index % MaxKeyedShoppers).ToString(CultureInfo.InvariantCulture));
+        }
+        else if (options.DistinctAddresses)
         {
             http.DefaultRequestHeaders.Add("X-Forwarded-For", address);
         }
+        return http;
+    }
+
+    // Now and then the hottest product expires while many shoppers want it: one of them loads it, the rest wait for that load.
+    private async Task StampedesAsync(CancellationToken cancellationToken)
+    {
+        if (options.ExpireProduct is null)
+        {
+            return;
+        }
+        var readers = Enumerable.Range(0, options.StampedeReaders).Select(i => ShopperClient(i, out _)).ToList();
+        try
+        {
+            using var timer = new PeriodicTimer(options.StampedeInterval);
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                await options.ExpireProduct(Zipf.Hottest, cancellationToken);
+                using var start = new SemaphoreSlim(0);
+                var reads = readers.Select(async http =>
+                {
+                    await start.WaitAsync(cancellationToken);
+                    using var response = await SendAsync(http, HttpMethod.Get, $"/api/catalog/products/{Zipf.Hottest}", null, null, cancellationToken);
+                }).ToList();
+                start.Release(readers.Count);
+                await Task.WhenAll(reads);
+                Interlocked.Increment(ref _stampedes);
+                await BurstAsync(readers[(int)(Interlocked.Read(ref _stampedes) % readers.Count)], cancellationToken);
+            }
+        }
+        catch (Exception ex) when (cancellationToken.IsCancellationRequested && ex is OperationCanceledException or HttpRequestException)
+        {
+        }
+        finally
+        {
+            readers.ForEach(http => http.Dispose());
+        }
+    }
+
+    private async Task ShopAsync(int index, CancellationToken cancellationToken)
+    {
+        var random = new Random(options.Seed + index);
+        using var http = ShopperClient(index, out var address);
         var cart = new CartState();
         try
         {
@@ -354,6 +429,10 @@ public sealed class ShopperSimulation(SimulationOptions options)
             {
                 var response = await http.SendAsync(request, cancellationToken);
                 _statuses.AddOrUpdate((int)response.StatusCode, 1, (_, n) => n + 1);
+                if (response.Headers.TryGetValues("X-Cache", out var cache) && cache.FirstOrDefault() is { } outcome)
+                {
+                    _productReads.AddOrUpdate(outcome, 1, (_, n) => n + 1);
+                }
                 await response.Content.LoadIntoBufferAsync(cancellationToken);
                 if ((int)response.StatusCode >= 500 && response.StatusCode != HttpStatusCode.ServiceUnavailable && _errors.Count < 20)
                 {

@@ -6,6 +6,9 @@ namespace ShopReference.Shoppers;
 /// </summary>
 public sealed class Zipf
 {
+    /// <summary>The most popular item.</summary>
+    public const int Hottest = 1;
+
     private readonly double[] _cumulative;
 
     public Zipf(int items, double exponent = 1.07)

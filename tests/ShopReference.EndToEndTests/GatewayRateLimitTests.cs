@@ -73,6 +73,43 @@ public sealed class GatewayRateLimitTests(ShopAppFixture fixture)
     }
 
     [Fact]
+    public async Task Only_the_shoppers_client_speaks_for_simulated_shoppers_each_with_its_own_anonymous_quota()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var gateway = App.CreateHttpClient("rate-limit");
+        var shoppersKey = fixture.Shop.DemoApiKey + "-shoppers"; // as the AppHost derives it
+
+        using var first = await ReadAsync(gateway, shoppersKey, "64", ct);
+        using var again = await ReadAsync(gateway, shoppersKey, "64", ct);
+        using var other = await ReadAsync(gateway, shoppersKey, "63", ct);
+        using var asPartner = await ReadAsync(gateway, shoppersKey, null, ct);
+        using var ignored = await ReadAsync(gateway, fixture.Shop.DemoApiKey, "62", ct);
+        using var outOfRange = await ReadAsync(gateway, shoppersKey, "65", ct);
+        using var notANumber = await ReadAsync(gateway, shoppersKey, "1;2", ct);
+
+        Assert.Equal("\"anon-read\";q=100;w=60", Assert.Single(first.Headers.GetValues("RateLimit-Policy")));
+        var remaining = Remaining(again);
+        Assert.Equal(Remaining(first) - 1, remaining); // one quota per shopper number …
+        Assert.Equal(Remaining(first), Remaining(other)); // … and another for the next number
+        Assert.Equal("\"partner-read\";q=300;w=60", Assert.Single(asPartner.Headers.GetValues("RateLimit-Policy"))); // no number: the client itself
+        Assert.Equal("\"partner-read\";q=300;w=60", Assert.Single(ignored.Headers.GetValues("RateLimit-Policy"))); // no permission: the header means nothing
+        Assert.Equal((HttpStatusCode.BadRequest, HttpStatusCode.BadRequest), (outOfRange.StatusCode, notANumber.StatusCode));
+        Assert.Equal("application/problem+json", outOfRange.Content.Headers.ContentType?.MediaType);
+    }
+
+    private static async Task<HttpResponseMessage> ReadAsync(HttpClient gateway, string key, string? shopper, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/catalog/wiring");
+        request.Headers.TryAddWithoutValidation("X-Api-Key", key);
+        if (shopper is not null) request.Headers.TryAddWithoutValidation("X-Shopper", shopper);
+        return await gateway.SendAsync(request, ct);
+    }
+
+    private static int Remaining(HttpResponseMessage response) => int.Parse(
+        System.Text.RegularExpressions.Regex.Match(Assert.Single(response.Headers.GetValues("RateLimit")), ";r=([0-9]+);").Groups[1].Value,
+        System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
     public async Task The_policies_are_listed_in_the_order_they_are_matched()
     {
         using var gateway = App.CreateHttpClient("rate-limit");

@@ -53,7 +53,8 @@ public sealed class ShopApp : IAsyncDisposable
     public const string TrustedProxy = "127.0.0.1";
 
     /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
-    public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null)
+    /// <param name="untilHealthy">Wait until every resource is healthy (false: return once the orchestrator has the app, for a test of a start that fails).</param>
+    public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null, bool untilHealthy = true)
     {
         if (dataDirectory is null)
         {
@@ -104,6 +105,12 @@ public sealed class ShopApp : IAsyncDisposable
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(StartTimeout);
+            if (!untilHealthy)
+            {
+                // The orchestrator's start does not end while a resource waits on one that never becomes healthy.
+                shop._starting = app.StartAsync(cancellationToken);
+                return shop;
+            }
             await app.StartAsync(timeout.Token);
             foreach (var resource in Resources)
             {
@@ -275,9 +282,22 @@ public sealed class ShopApp : IAsyncDisposable
     }
 
     /// <summary>Stops every resource and the orchestrator; the data folder stays for another run.</summary>
+    private Task? _starting;
+
     public async Task StopAsync()
     {
         await App.StopAsync();
+        if (_starting is not null)
+        {
+            try
+            {
+                await _starting;
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or DistributedApplicationException or AggregateException)
+            {
+                // a start that could not finish, stopped
+            }
+        }
         await App.DisposeAsync();
     }
 

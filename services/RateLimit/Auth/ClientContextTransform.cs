@@ -16,6 +16,7 @@ public static class ClientContextTransform
     {
         var headers = context.ProxyRequest.Headers;
         headers.Remove(ShopAuthentication.ClientContextHeader);
+        headers.Remove(ClientIdentityResolver.ShopperHeader); // the gateway's business only
         if (context.HttpContext.Features.Get<GatewayClient>() is { } client)
         {
             var issuer = context.HttpContext.RequestServices.GetRequiredService<TokenIssuer>();

@@ -55,9 +55,11 @@ public sealed class ClientIdentityResolver
             {
                 return (null, StatusCodes.Status400BadRequest, $"{ApiKeyHeader} must be one value of 16-128 characters: letters, digits, '-' or '_'.");
             }
-            return _clients.FindByKey(key!) is { } client
-                ? (new ClientIdentity("key-" + client.Name, IsApiClient: true, https), 0, null)
-                : (null, StatusCodes.Status401Unauthorized, $"The {ApiKeyHeader} is not known.");
+            return _clients.FindByKey(key!) is not { } client
+                ? (null, StatusCodes.Status401Unauthorized, $"The {ApiKeyHeader} is not known.")
+                : SimulatedShopper(context, client) is { } shopper
+                    ? shopper.Problem is null ? (new ClientIdentity(shopper.Partition!, IsApiClient: false, https), 0, null) : (null, StatusCodes.Status400BadRequest, shopper.Problem)
+                    : (new ClientIdentity("key-" + client.Name, IsApiClient: true, https), 0, null);
         }
         if (PresentsBearer(context))
         {
@@ -67,6 +69,28 @@ public sealed class ClientIdentityResolver
         }
         return (new ClientIdentity("ip-" + Describe(ClientAddress(context)), IsApiClient: false, https), 0, null);
     }
+
+    /// <summary>
+    /// A client with the permission <see cref="ShoppersPermission"/> (the dashboard's shopper simulation) may speak for up
+    /// to <see cref="MaxShoppers"/> simulated shoppers, one per <c>X-Shopper</c> number: each is counted as an anonymous
+    /// visitor of its own (its own anonymous quotas, its own visitor id), as real shoppers behind distinct addresses
+    /// would be. Only that key can do it and the set is bounded, so it buys no unbounded quota; from anyone else the
+    /// header means nothing. Null when the request does not use it.
+    /// </summary>
+    private static (string? Partition, string? Problem)? SimulatedShopper(HttpContext context, (string Name, ApiClient Client) client)
+    {
+        if (!client.Client.Permissions.Contains(ShoppersPermission) || !context.Request.Headers.TryGetValue(ShopperHeader, out var values))
+        {
+            return null;
+        }
+        return values.Count == 1 && int.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= MaxShoppers
+            ? ($"shopper-{client.Name}-{n}", null)
+            : (null, $"{ShopperHeader} must be one number from 1 to {MaxShoppers}.");
+    }
+
+    public const string ShoppersPermission = Microsoft.Extensions.Hosting.Permissions.Shoppers;
+    public const string ShopperHeader = "X-Shopper";
+    public const int MaxShoppers = 64;
 
     /// <summary>The client's address as this gateway sees it (the nearest untrusted hop), for quotas and failure counts.</summary>
     public string AddressOf(HttpContext context) => Describe(ClientAddress(context));

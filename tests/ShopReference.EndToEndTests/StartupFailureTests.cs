@@ -1,0 +1,47 @@
+using ShopReference.Testing;
+
+namespace ShopReference.EndToEndTests;
+
+/// <summary>
+/// A server that cannot start says why where the user looks: Valkey on a data folder written by a newer server (an
+/// append-only file whose base RDB has a format this binary cannot read, as a Valkey 9 container leaves behind) is marked
+/// "Failed to start" in the dashboard with the cause and the fix, and the gateway, which waits on it, says what it waits for.
+/// </summary>
+public sealed class StartupFailureTests
+{
+    [Fact]
+    public async Task Valkey_on_a_data_folder_from_a_newer_server_is_shown_failed_with_the_fix_and_its_dependants_say_why_they_wait()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var dataDirectory = Directory.CreateTempSubdirectory("shopref-e2e-").FullName;
+        File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8));
+        var appendOnly = Directory.CreateDirectory(Path.Combine(dataDirectory, "valkey", "appendonlydir")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(appendOnly, "appendonly.aof.manifest"), "file appendonly.aof.1.base.rdb seq 1 type b\n", ct);
+        await File.WriteAllTextAsync(Path.Combine(appendOnly, "appendonly.aof.1.base.rdb"), "REDIS0099" + new string('\0', 32), ct);
+
+        await using var shop = await ShopApp.StartAsync(ct, dataDirectory, untilHealthy: false);
+
+        var valkey = await PropertyAsync(shop, "valkey", "Start-up failure", ct);
+        var gateway = await PropertyAsync(shop, "rate-limit", "Waiting for", ct);
+        Assert.Contains("newer Valkey", valkey.Value);
+        Assert.Contains(Path.Combine(dataDirectory, "valkey"), valkey.Value); // the folder to delete, named
+        Assert.Equal(KnownResourceStates.FailedToStart, valkey.State);
+        Assert.StartsWith("valkey, which failed to start", gateway.Value);
+        Assert.NotEqual(KnownResourceStates.Running, gateway.State);
+    }
+
+    private static async Task<(string Value, string? State)> PropertyAsync(ShopApp shop, string resource, string property, CancellationToken ct)
+    {
+        (string Value, string? State)? found = null;
+        await Eventually.UntilAsync(() =>
+        {
+            if (shop.App.ResourceNotifications.TryGetCurrentState(resource, out var current)
+                && current.Snapshot.Properties.FirstOrDefault(p => p.Name == property)?.Value is string value)
+            {
+                found = (value, current.Snapshot.State?.Text);
+            }
+            return Task.FromResult(found is not null);
+        }, TimeSpan.FromMinutes(2), $"{resource} never showed '{property}'", TimeSpan.FromMilliseconds(250), ct);
+        return found!.Value;
+    }
+}
