@@ -35,6 +35,14 @@ var analytics = builder.AddProject<Projects.ShopReference_Analytics>("analytics"
     .WithReference(catalog)
     .WithHttpHealthCheck("/health");
 
+// A deployment provisions the roles and databases first (publish mode only; the AppHost does it in run mode).
+if (postgres.Setup is { } setup)
+{
+    catalog.WaitFor(setup);
+    cart.WaitFor(setup);
+    analytics.WaitFor(setup);
+}
+
 // The catalog reads trending products from analytics, but does not wait for it: without analytics the list is empty.
 catalog.WithReference(analytics);
 
@@ -55,6 +63,12 @@ foreach (var service in new[] { catalog, cart, analytics })
 {
     auth.ValidateTokens(service);
 }
+
+// Each service's API documents, linked on its resource as reached through the gateway.
+catalog.WithApiDocumentLinks(gateway, "catalog");
+cart.WithApiDocumentLinks(gateway, "cart");
+analytics.WithApiDocumentLinks(gateway, "analytics");
+gateway.WithApiDocumentLinks(gateway, "ratelimit");
 
 // Dashboard commands, beside the resource they act on; the operator ones obtain a token from the gateway as a user would.
 catalog.WithStampedeCommand(gateway, auth);

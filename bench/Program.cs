@@ -7,6 +7,10 @@ IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario(), new C
 #pragma warning restore CA1416
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
+if (name == ShopReference.Bench.LiveShoppers.Name)
+{
+    return await ShopReference.Bench.LiveShoppers.RunAsync(OptionText); // against a running app: no servers of its own
+}
 var scenario = scenarios.FirstOrDefault(s => s.Name == name);
 if (scenario is null)
 {
@@ -15,6 +19,7 @@ if (scenario is null)
     {
         Console.Error.WriteLine($"  {s.Name,-12} {s.Description}");
     }
+    Console.Error.WriteLine($"  {ShopReference.Bench.LiveShoppers.Name,-12} simulated shoppers against a running app (--gateway, --key): not a benchmark");
     return 2;
 }
 

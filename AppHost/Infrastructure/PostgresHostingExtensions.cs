@@ -10,7 +10,8 @@ public sealed record ShopDatabases(
     IResourceBuilder<IResourceWithConnectionString> Server,
     IResourceBuilder<ServiceDatabaseResource> Catalog,
     IResourceBuilder<ServiceDatabaseResource> Cart,
-    IResourceBuilder<ServiceDatabaseResource> Analytics);
+    IResourceBuilder<ServiceDatabaseResource> Analytics,
+    IResourceBuilder<ProjectResource>? Setup);
 
 /// <summary>
 /// PostgreSQL with logical decoding on (the catalog's change-data capture needs <c>wal_level=logical</c>):
@@ -18,6 +19,9 @@ public sealed record ShopDatabases(
 /// way, once the server answers, <see cref="PostgresProvisioner"/> gives each service its own role and database, and
 /// each database resource hands its service a connection string with that role, never the superuser.
 /// </summary>
+/// <summary>One service's database and the login role that owns it; <see cref="Replication"/> for the change feed's.</summary>
+public sealed record ServiceDatabase(string Database, string Role, ParameterResource Password, bool Replication = false);
+
 public static class PostgresHostingExtensions
 {
     /// <summary>
@@ -45,8 +49,13 @@ public static class PostgresHostingExtensions
         {
             var container = builder.AddPostgres(name, password: builder.CreateResourceBuilder(password), port: port)
                 .WithArgs("-c", "wal_level=logical", "-c", $"max_slot_wal_keep_size={walCap}")
-                .WithDataVolume()
                 .WithStartupDiagnosis(dataDirectory: null);
+            if (builder.ExecutionContext.IsRunMode)
+            {
+                // Not when deploying: on Azure Container Apps a volume is an SMB share on which initdb cannot set the
+                // ownership and modes PostgreSQL demands (microsoft/aspire#6671). docs/deploy.md says what to use instead.
+                container.WithDataVolume();
+            }
             (server, endpoint) = (Erase(container), container.Resource.PrimaryEndpoint);
         }
 
@@ -61,7 +70,12 @@ public static class PostgresHostingExtensions
             // orchestrator mirrors a parent's state only onto a container's own children, so the databases' state is published here.
             builder.Eventing.Subscribe<ResourceReadyEvent>(server.Resource, async (@event, cancellationToken) =>
             {
-                await PostgresProvisioner.ProvisionAsync(await server.Resource.ConnectionStringExpression.GetValueAsync(cancellationToken) ?? "", all, cancellationToken);
+                var grants = new List<DatabaseGrant>();
+                foreach (var database in all)
+                {
+                    grants.Add(new(database.Database, database.Role, await database.Password.GetValueAsync(cancellationToken) ?? "", database.Replication));
+                }
+                await PostgresProvisioner.ProvisionAsync(await server.Resource.ConnectionStringExpression.GetValueAsync(cancellationToken) ?? "", grants, cancellationToken);
                 await PublishDatabaseStateAsync(@event.Services, server.Resource, KnownResourceStates.Running);
             });
             builder.Eventing.Subscribe<ResourceStoppedEvent>(server.Resource, (@event, _) =>
@@ -71,7 +85,31 @@ public static class PostgresHostingExtensions
         return new(server,
             builder.AddServiceDatabase(catalog, server.Resource, endpoint),
             builder.AddServiceDatabase(cart, server.Resource, endpoint),
-            builder.AddServiceDatabase(analytics, server.Resource, endpoint));
+            builder.AddServiceDatabase(analytics, server.Resource, endpoint),
+            builder.ExecutionContext.IsPublishMode ? builder.AddDeployedSetup(name, server, all) : null);
+    }
+
+    /// <summary>
+    /// Publish mode: Aspire creates no database on deploy (microsoft/aspire#14695), so a deployment runs the same
+    /// provisioning as the AppHost does in run mode, in the project <c>{name}-setup</c>: the only holder of the
+    /// superuser's connection string. The services wait for it.
+    /// </summary>
+    private static IResourceBuilder<ProjectResource> AddDeployedSetup(this IDistributedApplicationBuilder builder, string name,
+        IResourceBuilder<IResourceWithConnectionString> server, IReadOnlyList<ServiceDatabase> databases)
+    {
+        var setup = builder.AddProject<Projects.ShopReference_Provisioner>($"{name}-setup")
+            .WithEnvironment("ConnectionStrings__postgres", server.Resource.ConnectionStringExpression)
+            .WaitFor(server)
+            .WithHttpEndpoint() // internal only: its /health says whether the setup is done
+            .WithHttpHealthCheck("/health");
+        for (var i = 0; i < databases.Count; i++)
+        {
+            setup.WithEnvironment($"Databases__{i}__Database", databases[i].Database)
+                .WithEnvironment($"Databases__{i}__Role", databases[i].Role)
+                .WithEnvironment($"Databases__{i}__Password", databases[i].Password)
+                .WithEnvironment($"Databases__{i}__Replication", databases[i].Replication ? "true" : "false");
+        }
+        return setup;
     }
 
     private static IResourceBuilder<IResourceWithConnectionString> Erase<T>(IResourceBuilder<T> builder) where T : IResourceWithConnectionString =>

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Json;
 using Npgsql;
 using ShopReference.LocalServers;
@@ -103,6 +104,32 @@ public sealed class AppStartTests(ShopAppFixture fixture)
 
         Assert.False(string.IsNullOrEmpty(report!.Instance));
         Assert.False(string.IsNullOrEmpty(report.DatabaseServerVersion));
+    }
+
+    [Theory]
+    [InlineData("catalog", "catalog")]
+    [InlineData("cart-session", "cart")]
+    [InlineData("analytics", "analytics")]
+    [InlineData("rate-limit", "ratelimit")]
+    public async Task Each_resource_links_its_openapi_document_through_the_gateway_and_the_link_answers(string resource, string prefix)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var instance = (await fixture.Shop.WaitForHealthyInstancesAsync(resource, resource == "rate-limit" ? 1 : 2, TimeSpan.FromSeconds(30))).First();
+        string? link = null;
+        await Eventually.UntilAsync(() =>
+        {
+            link = App.ResourceNotifications.TryGetCurrentState(instance, out var state)
+                ? state.Snapshot.Urls.Select(u => u.Url).FirstOrDefault(u => u.EndsWith($"/api/{prefix}/openapi/v1.json", StringComparison.Ordinal))
+                : null;
+            return Task.FromResult(link is not null);
+        }, TimeSpan.FromSeconds(30), $"{resource} shows no link to its OpenAPI document", TimeSpan.FromMilliseconds(200), ct);
+        using var http = new HttpClient();
+
+        using var document = await http.GetAsync(link, ct);
+
+        Assert.Equal(App.GetEndpoint("rate-limit", "http").Authority, new Uri(link!).Authority); // through the gateway
+        Assert.Equal(HttpStatusCode.OK, document.StatusCode);
+        Assert.StartsWith("3.", (await document.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(ct)).GetProperty("openapi").GetString());
     }
 
     [Fact]

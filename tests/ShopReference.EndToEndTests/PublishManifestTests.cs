@@ -26,6 +26,16 @@ public sealed class PublishManifestTests
             Assert.StartsWith("docker.io/valkey/valkey:9", resources.GetProperty("valkey").GetProperty("image").GetString());
             Assert.StartsWith("container.v", Type(resources, "postgres"));
             Assert.Contains("wal_level=logical", resources.GetProperty("postgres").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+            // No volume: on Azure Container Apps it is an SMB share on which initdb fails (microsoft/aspire#6671).
+            Assert.False(resources.GetProperty("postgres").TryGetProperty("volumes", out _), "PostgreSQL must not get a data volume on deploy");
+            // Aspire creates no database on deploy (microsoft/aspire#14695): the setup project does, with the superuser's connection.
+            Assert.StartsWith("project.v", Type(resources, "postgres-setup"));
+            var setup = resources.GetProperty("postgres-setup").GetProperty("env");
+            var superuser = setup.GetProperty("ConnectionStrings__postgres").GetString();
+            Assert.Contains("Host={postgres.bindings.tcp.host}", superuser);
+            Assert.Contains("{postgres-password.value}", superuser);
+            Assert.Equal(["catalogdb", "cartdb", "analyticsdb"], Enumerable.Range(0, 3).Select(i => setup.GetProperty($"Databases__{i}__Database").GetString()));
+            Assert.Equal("{postgres-catalog-password.value}", setup.GetProperty("Databases__0__Password").GetString());
             Assert.Equal("parameter.v0", Type(resources, "valkey-password"));
             Assert.Equal("parameter.v0", Type(resources, "postgres-password"));
 

@@ -1,20 +1,21 @@
 using Npgsql;
 
-namespace ShopReference.AppHost.Infrastructure;
+namespace ShopReference.LocalServers;
 
-/// <summary>One service's database and the login role that owns it; <see cref="Replication"/> for the change feed's.</summary>
-public sealed record ServiceDatabase(string Database, string Role, ParameterResource Password, bool Replication = false);
+/// <summary>One service's database and the login role that owns it, with its password; <see cref="Replication"/> for the change feed's.</summary>
+public sealed record DatabaseGrant(string Database, string Role, string Password, bool Replication = false);
 
 /// <summary>
 /// Least privilege in PostgreSQL (docs/security.md): each service logs in as its own role, which owns its database and
 /// nothing else. No role is a superuser or may create roles or databases; only the catalog's has REPLICATION, for its
 /// change feed, and physical replication (which would stream every database) stays refused to it. The superuser
 /// (<c>postgres-password</c>) is used here only, to provision, at every start: a changed password parameter applies,
-/// and a data folder from before this existed is brought to the same state.
+/// and a data folder from before this existed is brought to the same state. The AppHost calls it in run mode; a
+/// deployment runs it in this project (<c>postgres-setup</c>), since nothing provisions databases on deploy.
 /// </summary>
 public static class PostgresProvisioner
 {
-    public static async Task ProvisionAsync(string superuserConnectionString, IReadOnlyList<ServiceDatabase> databases, CancellationToken cancellationToken)
+    public static async Task ProvisionAsync(string superuserConnectionString, IReadOnlyList<DatabaseGrant> databases, CancellationToken cancellationToken)
     {
         var server = new NpgsqlConnectionStringBuilder(superuserConnectionString) { Pooling = false };
         await using (var connection = new NpgsqlConnection(server.ConnectionString))
@@ -22,8 +23,7 @@ public static class PostgresProvisioner
             await connection.OpenAsync(cancellationToken);
             foreach (var database in databases)
             {
-                var password = await database.Password.GetValueAsync(cancellationToken) ?? "";
-                await EnsureRoleAsync(connection, database, password, cancellationToken);
+                await EnsureRoleAsync(connection, database, database.Password, cancellationToken);
                 await EnsureDatabaseAsync(connection, database, cancellationToken);
             }
             // The maintenance databases are not any service's business.
@@ -36,11 +36,11 @@ public static class PostgresProvisioner
         }
     }
 
-    private static async Task EnsureRoleAsync(NpgsqlConnection connection, ServiceDatabase database, string password, CancellationToken cancellationToken)
+    private static async Task EnsureRoleAsync(NpgsqlConnection connection, DatabaseGrant database, string password, CancellationToken cancellationToken)
     {
         if (!IsIdentifier(database.Role) || password.Length == 0 || !password.All(char.IsAsciiLetterOrDigit))
         {
-            throw new DistributedApplicationException($"Role '{database.Role}' needs a name of a-z and '_' and a password of letters and digits.");
+            throw new InvalidOperationException($"Role '{database.Role}' needs a name of a-z and '_' and a password of letters and digits.");
         }
         await using (var exists = new NpgsqlCommand("select 1 from pg_roles where rolname = $1", connection) { Parameters = { new() { Value = database.Role } } })
         {
@@ -56,11 +56,11 @@ public static class PostgresProvisioner
             cancellationToken);
     }
 
-    private static async Task EnsureDatabaseAsync(NpgsqlConnection connection, ServiceDatabase database, CancellationToken cancellationToken)
+    private static async Task EnsureDatabaseAsync(NpgsqlConnection connection, DatabaseGrant database, CancellationToken cancellationToken)
     {
         if (!IsIdentifier(database.Database))
         {
-            throw new DistributedApplicationException($"Database name '{database.Database}' must be of a-z and '_'.");
+            throw new InvalidOperationException($"Database name '{database.Database}' must be of a-z and '_'.");
         }
         await using (var exists = new NpgsqlCommand("select 1 from pg_database where datname = $1", connection) { Parameters = { new() { Value = database.Database } } })
         {
