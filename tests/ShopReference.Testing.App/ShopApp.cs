@@ -38,6 +38,9 @@ public sealed class ShopApp : IAsyncDisposable
     public string ValkeyPassword { get; }
     public string PostgresPassword { get; }
 
+    /// <summary>What the services exported (OTLP): the spans a user would find on the dashboard's Traces page.</summary>
+    public OtlpReceiver Telemetry { get; private init; } = null!;
+
     /// <summary>The API key of the gateway's demo client (the one the dashboard's burst command uses).</summary>
     public string DemoApiKey { get; private init; } = "";
 
@@ -87,6 +90,16 @@ public sealed class ShopApp : IAsyncDisposable
         ], cancellationToken);
         // Near-cache copies outlive every test: a replica that serves a change did so because it was told, not because its copy aged out.
         builder.CreateResourceBuilder<ProjectResource>("catalog").WithEnvironment("Catalog__NearCache__TimeToLive", NearCacheTimeToLive.ToString("c"));
+        // The services' telemetry comes here, as it would reach the dashboard, so a test counts what a user would see.
+        var telemetry = new OtlpReceiver();
+        foreach (var project in builder.Resources.OfType<ProjectResource>())
+        {
+            builder.CreateResourceBuilder(project)
+                .WithEnvironment("OTEL_EXPORTER_OTLP_ENDPOINT", telemetry.Endpoint.ToString())
+                .WithEnvironment("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+                .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "1000")
+                .WithEnvironment("OTEL_METRIC_EXPORT_INTERVAL", "5000");
+        }
         builder.Services.AddLogging(logging => logging
             .SetMinimumLevel(LogLevel.Warning)
             .AddFilter("ShopReference.AppHost.Resources", LogLevel.Warning) // each service's own console output
@@ -99,6 +112,7 @@ public sealed class ShopApp : IAsyncDisposable
         var app = await builder.BuildAsync(cancellationToken);
         var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword)
         {
+            Telemetry = telemetry,
             DemoApiKey = demoApiKey, OperatorKey = operatorKey, CatalogAdminKey = catalogAdminKey, SigningKey = signingKey,
         };
         try
@@ -304,6 +318,7 @@ public sealed class ShopApp : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        await Telemetry.DisposeAsync();
         try
         {
             Directory.Delete(DataDirectory, recursive: true);
