@@ -57,7 +57,9 @@ public sealed class ShopApp : IAsyncDisposable
 
     /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
     /// <param name="untilHealthy">Wait until every resource is healthy (false: return once the orchestrator has the app, for a test of a start that fails).</param>
-    public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null, bool untilHealthy = true)
+    /// <param name="configure">Changes to the app model before it is built (a benchmark raises the gateway's limits).</param>
+    public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null, bool untilHealthy = true,
+        Action<IDistributedApplicationTestingBuilder>? configure = null)
     {
         if (dataDirectory is null)
         {
@@ -100,6 +102,7 @@ public sealed class ShopApp : IAsyncDisposable
                 .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "1000")
                 .WithEnvironment("OTEL_METRIC_EXPORT_INTERVAL", "5000");
         }
+        configure?.Invoke(builder);
         builder.Services.AddLogging(logging => logging
             .SetMinimumLevel(LogLevel.Warning)
             .AddFilter("ShopReference.AppHost.Resources", LogLevel.Warning) // each service's own console output
