@@ -19,6 +19,7 @@ public sealed class HttpScenario : IScenario
 {
     private const string Baseline = "catalog replica, its own port";
     private const string Path = "/api/catalog/products/7";
+    private const string ListPath = "/api/catalog/products?page=1&pageSize=5";
 
     public string Name => "http";
     public string Description => "a cached product over HTTP: straight to a replica vs through the orchestrator's proxy and the gateway";
@@ -49,6 +50,10 @@ public sealed class HttpScenario : IScenario
             ("gateway through the orchestrator's proxy (as users call it)", shop.App.GetEndpoint("rate-limit", "http"), Path),
             // The gateway answering itself (its limiter decides, nothing is forwarded): its own cost without YARP and the catalog.
             ("gateway's own route /api/ratelimit/policies, its own port", gatewayOwn, "/api/ratelimit/policies"),
+            // A forwarded read that is not a visitor's product view (no event, so no analytics work behind it): a page of
+            // the list, output-cached in Valkey, straight and through the gateway.
+            ("list page, catalog replica's own port", replica, ListPath),
+            ("list page, gateway's own port", gatewayOwn, ListPath),
         };
 
         var measurements = new List<Measurement>();
