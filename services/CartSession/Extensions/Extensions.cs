@@ -36,6 +36,7 @@ public static class Extensions
             .Configure<IConnectionMultiplexer>((options, multiplexer) =>
                 options.XmlRepository = new Microsoft.AspNetCore.DataProtection.StackExchangeRedis.RedisXmlRepository(
                     () => multiplexer.GetDatabase(), DataProtectionKeys));
+        builder.AddStartupInitializer<Sessions.DataProtectionKeyRing>("dataprotection-key");
 
         // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.
         builder.Services.AddSession(options =>
