@@ -140,7 +140,7 @@ public static class StartupDiagnosis
 
         private async Task ReportAsync(ResourceEvent update, DiagnosedAnnotation diagnosed, CancellationToken cancellationToken)
         {
-            var lines = await LastLinesAsync(update.ResourceId, 40, cancellationToken);
+            var lines = await ResourceLogs.LastLinesAsync(logs, update.ResourceId, 40, cancellationToken);
             var advice = Explain(lines, diagnosed.DataDirectory)
                 ?? $"It exited with code {update.Snapshot.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"}; its console log says why. See docs/troubleshooting.md.";
             var name = update.Resource.Name;
@@ -185,25 +185,6 @@ public static class StartupDiagnosis
 
         private static ImmutableArray<ResourcePropertySnapshot> With(ImmutableArray<ResourcePropertySnapshot> properties, string name, string value) =>
             [.. properties.Where(p => p.Name != name), new ResourcePropertySnapshot(name, value) { IsHighlighted = true }];
-
-        // The backlog of the resource's console, read for at most two seconds (the stream itself never ends).
-        private async Task<IReadOnlyList<string>> LastLinesAsync(string resourceId, int count, CancellationToken cancellationToken)
-        {
-            var lines = new List<string>();
-            using var enough = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            enough.CancelAfter(TimeSpan.FromSeconds(2));
-            try
-            {
-                await foreach (var batch in logs.WatchAsync(resourceId).WithCancellation(enough.Token))
-                {
-                    lines.AddRange(batch.Select(line => line.Content));
-                }
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-            }
-            return lines.TakeLast(count).ToList();
-        }
     }
 }
 

@@ -45,3 +45,10 @@ public sealed class SetupOnStart(IConfiguration configuration, SetupState state,
         }
     }
 }
+
+public static class DatabaseSetupExtensions
+{
+    /// <summary>The setup worker and its state, as the <c>postgres-setup</c> project runs them (and its test hosts them).</summary>
+    public static IServiceCollection AddDatabaseSetup(this IServiceCollection services) =>
+        services.AddSingleton<SetupState>().AddHostedService<SetupOnStart>();
+}

@@ -243,22 +243,12 @@ public sealed class ShopApp : IAsyncDisposable
         return http;
     }
 
-    /// <summary>The last lines a resource logged (its console), read from the backlog for at most two seconds.</summary>
+    /// <summary>The last lines a resource logged (its console), as the AppHost's start-up diagnosis reads them.</summary>
     private static async Task<string> RecentLogAsync(DistributedApplication app, string resource, int lines)
     {
-        var collected = new List<string>();
-        using var enough = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try
-        {
-            await foreach (var batch in app.Services.GetRequiredService<ResourceLoggerService>().WatchAsync(resource).WithCancellation(enough.Token))
-            {
-                collected.AddRange(batch.Select(line => line.Content));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        return collected.Count == 0 ? "(nothing)" : string.Join("\n", collected.TakeLast(lines));
+        var collected = await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+            app.Services.GetRequiredService<ResourceLoggerService>(), resource, lines, CancellationToken.None);
+        return collected.Count == 0 ? "(nothing)" : string.Join("\n", collected);
     }
 
     private static int _nextAddress;

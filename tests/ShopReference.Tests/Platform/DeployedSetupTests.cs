@@ -41,8 +41,7 @@ public sealed class DeployedSetupTests(ServersFixture fixture)
         // The setup project's worker, hosted as its Program hosts it.
         var setupBuilder = Host.CreateApplicationBuilder();
         setupBuilder.Configuration.AddInMemoryCollection(settings);
-        setupBuilder.Services.AddSingleton<SetupState>();
-        setupBuilder.Services.AddHostedService<SetupOnStart>();
+        setupBuilder.Services.AddDatabaseSetup();
         using var setup = setupBuilder.Build();
         await setup.StartAsync(Ct);
         var state = setup.Services.GetRequiredService<SetupState>();
