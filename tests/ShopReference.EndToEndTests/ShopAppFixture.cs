@@ -3,13 +3,16 @@ using ShopReference.Testing;
 namespace ShopReference.EndToEndTests;
 
 /// <summary>One started app shared by every test class in the "app" collection (a start takes several seconds).</summary>
-public sealed class ShopAppFixture : IAsyncLifetime
+public class ShopAppFixture : IAsyncLifetime
 {
     private ShopApp? _shop;
 
     public ShopApp Shop => _shop ?? throw new InvalidOperationException("The app has not started.");
 
-    public async ValueTask InitializeAsync() => _shop = await ShopApp.StartAsync(TestContext.Current.CancellationToken);
+    /// <summary>Whether the app runs the Aspire dashboard too (the browser test).</summary>
+    protected virtual bool Dashboard => false;
+
+    public async ValueTask InitializeAsync() => _shop = await ShopApp.StartAsync(TestContext.Current.CancellationToken, dashboard: Dashboard);
 
     public async ValueTask DisposeAsync()
     {
@@ -17,6 +20,7 @@ public sealed class ShopAppFixture : IAsyncLifetime
         {
             await _shop.DisposeAsync();
         }
+        GC.SuppressFinalize(this);
     }
 }
 

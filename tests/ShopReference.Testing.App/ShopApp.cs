@@ -41,6 +41,16 @@ public sealed class ShopApp : IAsyncDisposable
     /// <summary>What the services exported (OTLP): the spans a user would find on the dashboard's Traces page.</summary>
     public OtlpReceiver Telemetry { get; private init; } = null!;
 
+    /// <summary>
+    /// Where the dashboard answers, when the app was started with one: the address the orchestrator's proxy gives its
+    /// front end (the testing builder moves every proxied port, the dashboard's too, off the configured one).
+    /// </summary>
+    public Uri DashboardUrl =>
+        App.ResourceNotifications.TryGetCurrentState("aspire-dashboard", out var dashboard) &&
+        dashboard.Snapshot.EnvironmentVariables.FirstOrDefault(e => e.Name == "DASHBOARD__FRONTEND__PUBLICURL")?.Value is { Length: > 0 } url
+            ? new Uri(url)
+            : throw new InvalidOperationException("The app runs no dashboard (StartAsync with dashboard: true), or it has not started yet.");
+
     /// <summary>The API key of the gateway's demo client (the one the dashboard's burst command uses).</summary>
     public string DemoApiKey { get; private init; } = "";
 
@@ -58,8 +68,12 @@ public sealed class ShopApp : IAsyncDisposable
     /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
     /// <param name="untilHealthy">Wait until every resource is healthy (false: return once the orchestrator has the app, for a test of a start that fails).</param>
     /// <param name="configure">Changes to the app model before it is built (a benchmark raises the gateway's limits).</param>
+    /// <param name="dashboard">
+    /// Run the Aspire dashboard too, on free ports and without a login, as <c>dotnet run</c> does (the browser test and the
+    /// screenshots). The services' telemetry then goes to the dashboard, not to <see cref="Telemetry"/>.
+    /// </param>
     public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null, bool untilHealthy = true,
-        Action<IDistributedApplicationTestingBuilder>? configure = null)
+        Action<IDistributedApplicationTestingBuilder>? configure = null, bool dashboard = false)
     {
         if (dataDirectory is null)
         {
@@ -89,12 +103,15 @@ public sealed class ShopApp : IAsyncDisposable
             $"--Gateway:TrustedProxies:0={TrustedProxy}",
             // The same switch as the library tests': SHOPREF_VALKEY_TOPOLOGY=Cluster runs the whole app on a cluster.
             $"--Infrastructure:Valkey:Topology={TestValkey.RequestedTopology}",
-        ], cancellationToken);
+            .. dashboard ? DashboardArguments : [],
+        ], (options, _) => options.DisableDashboard = !dashboard, cancellationToken);
         // Near-cache copies outlive every test: a replica that serves a change did so because it was told, not because its copy aged out.
         builder.CreateResourceBuilder<ProjectResource>("catalog").WithEnvironment("Catalog__NearCache__TimeToLive", NearCacheTimeToLive.ToString("c"));
-        // The services' telemetry comes here, as it would reach the dashboard, so a test counts what a user would see.
+        // Without a dashboard, the services' telemetry comes here, as it would reach the dashboard, so a test counts what a
+        // user would see.
         var telemetry = new OtlpReceiver();
-        foreach (var project in builder.Resources.OfType<ProjectResource>())
+        var projectsToRedirect = dashboard ? [] : builder.Resources.OfType<ProjectResource>().ToList();
+        foreach (var project in projectsToRedirect)
         {
             builder.CreateResourceBuilder(project)
                 .WithEnvironment("OTEL_EXPORTER_OTLP_ENDPOINT", telemetry.Endpoint.ToString())
@@ -158,6 +175,16 @@ public sealed class ShopApp : IAsyncDisposable
             throw;
         }
     }
+
+    // What the AppHost's launch profile sets for `dotnet run`, on free ports: the testing builder reads no launch profile.
+    private static string[] DashboardArguments =>
+    [
+        $"--ASPNETCORE_URLS=http://localhost:{FreePort.Next()}",
+        "--ASPIRE_ALLOW_UNSECURED_TRANSPORT=true",
+        "--ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS=true",
+        $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://localhost:{FreePort.Next()}",
+        $"--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://localhost:{FreePort.Next()}",
+    ];
 
     /// <summary>
     /// Waits until <paramref name="count"/> instances (replicas) of <paramref name="resource"/> report Healthy and returns
