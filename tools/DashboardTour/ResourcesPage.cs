@@ -16,8 +16,6 @@ public sealed record CommandOutcome(bool Succeeded, string Title, string Message
 /// </summary>
 public sealed class ResourcesPage(IPage page)
 {
-    public IPage Page => page;
-
     public async Task OpenAsync()
     {
         await page.GotoAsync("/");
@@ -70,10 +68,9 @@ public sealed class ResourcesPage(IPage page)
     public async Task<IReadOnlyList<string>> MenuAsync(string resource)
     {
         await OpenMenuAsync(resource);
-        var grouped = page.GetByRole(AriaRole.Menuitem, new() { Name = "Commands", Exact = true });
-        if (await grouped.CountAsync() > 0)
+        if (await CommandsGroup.CountAsync() > 0)
         {
-            await grouped.DispatchEventAsync("click");
+            await CommandsGroup.DispatchEventAsync("click");
             await page.GetByRole(AriaRole.Menuitem).Last.WaitForAsync();
         }
         var items = await page.GetByRole(AriaRole.Menuitem).AllInnerTextsAsync();
@@ -86,8 +83,7 @@ public sealed class ResourcesPage(IPage page)
     /// Runs a command from the resource's Actions menu, fills its dialog when it asks for input, and waits for the
     /// notification that ends it.
     /// </summary>
-    public async Task<CommandOutcome> RunAsync(string resource, string command, IReadOnlyDictionary<string, string>? inputs = null,
-        TimeSpan? timeout = null)
+    public async Task<CommandOutcome> RunAsync(string resource, string command, IReadOnlyDictionary<string, string>? inputs = null)
     {
         await DismissNotificationsAsync();
         // Now and then a click on a menu item is lost (the menu still opening): no dialog, no toast, nothing runs. Click
@@ -102,13 +98,12 @@ public sealed class ResourcesPage(IPage page)
             await page.Keyboard.PressAsync("Escape");
         }
         var ended = new Regex($"\"{Regex.Escape(command)}\" (succeeded|failed)");
-        var entry = await WaitForResultAsync(ended, timeout ?? TimeSpan.FromMinutes(2));
+        var entry = await WaitForResultAsync(ended, TimeSpan.FromMinutes(2));
         var title = (await entry.Locator(".notification-entry-message").InnerTextAsync()).Trim();
         var message = await entry.Locator(".notification-entry-content").CountAsync() > 0
             ? (await entry.Locator(".notification-entry-content").InnerTextAsync()).Trim()
             : "";
-        var outcome = new CommandOutcome(title.EndsWith("succeeded", StringComparison.Ordinal), title, message);
-        return outcome;
+        return new CommandOutcome(title.EndsWith("succeeded", StringComparison.Ordinal), title, message);
     }
 
     private async Task<bool> StartAsync(string resource, string command, IReadOnlyDictionary<string, string>? inputs)
@@ -119,8 +114,7 @@ public sealed class ResourcesPage(IPage page)
         {
             if (await item.CountAsync() == 0)
             {
-                // Past a few commands the menu groups the rest under "Commands".
-                await page.GetByRole(AriaRole.Menuitem, new() { Name = "Commands", Exact = true }).DispatchEventAsync("click", null, new() { Timeout = 10_000 });
+                await CommandsGroup.DispatchEventAsync("click", null, new() { Timeout = 10_000 });
             }
             // A click event on the item itself, not a mouse click at its place: the menu can still be moving when the
             // item is found, and a mouse click there once ran the neighbouring "Rebuild" instead.
@@ -163,9 +157,8 @@ public sealed class ResourcesPage(IPage page)
         }
         catch (TimeoutException)
         {
-            await page.GetByRole(AriaRole.Button, new() { Name = "Notifications" }).ClickAsync();
-            await page.Locator("#NotificationsDialog .notifications-container").WaitForAsync(new() { State = WaitForSelectorState.Attached });
-            var started = await page.Locator("#NotificationsDialog .notification-entry-message").GetByText(named).CountAsync() > 0;
+            var drawer = await OpenNotificationsAsync();
+            var started = await drawer.Locator(".notification-entry-message").GetByText(named).CountAsync() > 0;
             await CloseNotificationsAsync();
             return started;
         }
@@ -188,8 +181,7 @@ public sealed class ResourcesPage(IPage page)
             catch (TimeoutException)
             {
             }
-            await page.GetByRole(AriaRole.Button, new() { Name = "Notifications" }).ClickAsync();
-            var entry = page.Locator(".notification-entry")
+            var entry = (await OpenNotificationsAsync()).Locator(".notification-entry")
                 .Filter(new() { Has = page.Locator(".notification-entry-message", new() { HasTextRegex = ended }) }).First;
             try
             {
@@ -210,6 +202,18 @@ public sealed class ResourcesPage(IPage page)
         }
     }
 
+    // The notification centre's drawer, opened from the header's bell; its list is there once it is attached.
+    private async Task<ILocator> OpenNotificationsAsync()
+    {
+        await page.GetByRole(AriaRole.Button, new() { Name = "Notifications" }).ClickAsync();
+        var drawer = page.Locator("#NotificationsDialog");
+        await drawer.Locator(".notifications-container").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+        return drawer;
+    }
+
+    // Past a few commands, a resource's menu groups the rest under "Commands".
+    private ILocator CommandsGroup => page.GetByRole(AriaRole.Menuitem, new() { Name = "Commands", Exact = true });
+
     /// <summary>Closes the notification drawer if it is open.</summary>
     public async Task CloseNotificationsAsync()
     {
@@ -226,12 +230,11 @@ public sealed class ResourcesPage(IPage page)
     private async Task DismissNotificationsAsync()
     {
         await CloseNotificationsAsync();
-        await page.GetByRole(AriaRole.Button, new() { Name = "Notifications" }).ClickAsync();
-        await page.Locator("#NotificationsDialog .notifications-container").WaitForAsync(new() { State = WaitForSelectorState.Attached });
-        if (await page.Locator("#NotificationsDialog .notification-entry").CountAsync() > 0)
+        var drawer = await OpenNotificationsAsync();
+        if (await drawer.Locator(".notification-entry").CountAsync() > 0)
         {
-            await page.Locator(".notifications-dismiss-all").DispatchEventAsync("click");
-            await page.Locator("#NotificationsDialog .notification-entry").First.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+            await drawer.Locator(".notifications-dismiss-all").DispatchEventAsync("click");
+            await drawer.Locator(".notification-entry").First.WaitForAsync(new() { State = WaitForSelectorState.Detached });
         }
         await CloseNotificationsAsync();
     }
