@@ -15,6 +15,12 @@ public sealed class DashboardBrowserTests(DashboardAppFixture fixture)
     public async Task Every_resource_runs_healthy_and_every_command_is_in_its_menu_and_succeeds_when_clicked()
     {
         Assert.True(DashboardBrowser.ChromiumInstalled, $"No Chromium at {DashboardBrowser.ChromiumPath}: apt-get install chromium (.ci/run does).");
+        // Every replica healthy in the orchestrator first (the app's start waits for one per resource), so a failure below
+        // is the dashboard's, not a replica still starting on a starved CPU.
+        foreach (var (resource, replicas) in Replicas())
+        {
+            await fixture.Shop.WaitForHealthyInstancesAsync(resource, replicas, TimeSpan.FromMinutes(3));
+        }
         await using var browser = await DashboardBrowser.OpenAsync(fixture.Shop.DashboardUrl);
         var page = new ResourcesPage(browser.Page);
         await page.OpenAsync();
@@ -50,6 +56,12 @@ public sealed class DashboardBrowserTests(DashboardAppFixture fixture)
     // and restarts a project: not a demo command, and a test that clicked it would restart the services under test).
     private static readonly string[] Lifecycle =
         [KnownResourceCommands.StartCommand, KnownResourceCommands.StopCommand, KnownResourceCommands.RestartCommand, "rebuild"];
+
+    // Each resource of the app and how many replicas the AppHost gives it.
+    private IEnumerable<(string Resource, int Replicas)> Replicas() =>
+        fixture.Shop.App.Services.GetRequiredService<DistributedApplicationModel>().Resources
+            .Where(r => ShopApp.Resources.Contains(r.Name))
+            .Select(r => (r.Name, r.Annotations.OfType<ReplicaAnnotation>().SingleOrDefault()?.Replicas ?? 1));
 
     // Every command the AppHost adds, by resource.
     private List<(string Resource, string Command)> DeclaredCommands() =>

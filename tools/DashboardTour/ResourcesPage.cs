@@ -52,8 +52,11 @@ public sealed class ResourcesPage(IPage page)
             }
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"Not all resources Running and healthy within {timeout}: " +
-                    string.Join("; ", rows.Select(r => $"{r.Name} {r.State}{(r.HealthyIcon ? "" : " (no healthy mark)")}")));
+                // The rows that are not ready first: CI prints only the start of a failure message.
+                var ready = rows.ToLookup(r => r.State == "Running" && r.HealthyIcon);
+                throw new TimeoutException($"Not all resources Running and healthy within {timeout}. Not ready: " +
+                    string.Join("; ", ready[false].Select(r => $"{r.Name} {r.State}{(r.HealthyIcon ? "" : " (no healthy mark)")}")) +
+                    ". Ready: " + string.Join(", ", ready[true].Select(r => r.Name)));
             }
             // The page updates itself as states change; read it again shortly.
             await page.WaitForTimeoutAsync(500);
