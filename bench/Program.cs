@@ -3,7 +3,7 @@ using ShopReference.Bench.Scenarios;
 using ShopReference.Testing;
 
 #pragma warning disable CA1416 // the chaos scenario runs on Unix only, like the whole harness
-IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario(), new CatalogReadScenario(), new StampedeScenario(), new CdcLagScenario(), new CartScenario(), new AnalyticsScenario(), new ChaosScenario(), new NearCacheScenario(), new HttpScenario()];
+IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario(), new CatalogReadScenario(), new StampedeScenario(), new CdcLagScenario(), new CartScenario(), new AnalyticsScenario(), new ChaosScenario(), new NearCacheScenario(), new HttpScenario(), new TopologyScenario(), new CapacityScenario()];
 #pragma warning restore CA1416
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));

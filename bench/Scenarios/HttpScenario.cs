@@ -1,9 +1,11 @@
 using System.Net;
+using Microsoft.Extensions.Hosting;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using ShopReference.Bench.Harness;
 using ShopReference.Testing;
+using ShopReference.Valkey.Events;
 
 namespace ShopReference.Bench.Scenarios;
 
@@ -11,8 +13,8 @@ namespace ShopReference.Bench.Scenarios;
 /// A cached product read over HTTP, the whole app running (Local mode): sent straight to a catalog replica's own port
 /// (baseline), to the catalog through the orchestrator's proxy, to the gateway's own port, and through the gateway's
 /// proxied port as a user sends it. The four paths separate what the gateway costs (its rate-limit decision, one
-/// Valkey round trip, and the YARP hop) from what the orchestrator's proxy costs. The gateway's read limits are raised
-/// for the run, so every request is admitted and still decided.
+/// Valkey round trip, and the YARP hop) from what the orchestrator's proxy costs. The gateway's limits are raised
+/// for the run (<see cref="BenchApp"/>), so every request is admitted and still decided.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // the app runs its servers as Unix processes
 public sealed class HttpScenario : IScenario
@@ -26,34 +28,28 @@ public sealed class HttpScenario : IScenario
 
     public async Task<string> RunAsync(TestServers servers, BenchOptions options)
     {
-        await using var shop = await ShopApp.StartAsync(CancellationToken.None, configure: builder =>
-        {
-            var gateway = builder.CreateResourceBuilder<ProjectResource>("rate-limit");
-            // partner-read (2) and anon-read (3) of services/RateLimit/appsettings.json at their maximum, a million a minute: decided, never refused.
-            gateway.WithEnvironment("RateLimiting__Policies__2__Limit", "1000000").WithEnvironment("RateLimiting__Policies__3__Limit", "1000000");
-            if (Environment.GetEnvironmentVariable("SHOPREF_BENCH_TELEMETRY") == "off")
-            {
-                // The same run without any service recording or exporting telemetry: what observability costs per request.
-                foreach (var project in builder.Resources.OfType<ProjectResource>())
-                {
-                    builder.CreateResourceBuilder(project).WithEnvironment("OTEL_SDK_DISABLED", "true");
-                }
-            }
-        });
+        await using var shop = await BenchApp.StartAsync();
         var replica = (await shop.ReplicaAddressesAsync("catalog", 2, TimeSpan.FromSeconds(60)))[0];
         var gatewayOwn = (await shop.ReplicaAddressesAsync("rate-limit", 1, TimeSpan.FromSeconds(60)))[0];
-        var targets = new (string Contender, Uri Address, string Path)[]
+        // What the gateway adds to a forwarded request: a signed client context, which makes the read a visitor's view.
+        var clientContext = Forgery.Token(shop.SigningKey, ShopAuthentication.ClientContextAudience,
+            (ShopAuthentication.VisitorClaim, EventRules.VisitorFrom("bench")), (ShopAuthentication.SchemeClaim, "http"));
+        var targets = new (string Contender, Uri Address, string Path, string? ClientContext)[]
         {
-            (Baseline, replica, Path),
-            ("catalog through the orchestrator's proxy", shop.App.GetEndpoint("catalog", "http"), Path),
-            ("gateway, its own port", gatewayOwn, Path),
-            ("gateway through the orchestrator's proxy (as users call it)", shop.App.GetEndpoint("rate-limit", "http"), Path),
+            (Baseline, replica, Path, null),
+            // The catalog's share of the gateway path: the context checked, a view event appended (and applied by analytics).
+            ("catalog replica, its own port, with a client context (a view)", replica, Path, clientContext),
+            ("catalog through the orchestrator's proxy", shop.App.GetEndpoint("catalog", "http"), Path, null),
+            ("gateway, its own port", gatewayOwn, Path, null),
+            ("gateway through the orchestrator's proxy (as users call it)", shop.App.GetEndpoint("rate-limit", "http"), Path, null),
             // The gateway answering itself (its limiter decides, nothing is forwarded): its own cost without YARP and the catalog.
-            ("gateway's own route /api/ratelimit/policies, its own port", gatewayOwn, "/api/ratelimit/policies"),
+            ("gateway's own route /api/ratelimit/policies, its own port", gatewayOwn, "/api/ratelimit/policies", null),
             // A forwarded read that is not a visitor's product view (no event, so no analytics work behind it): a page of
             // the list, output-cached in Valkey, straight and through the gateway.
-            ("list page, catalog replica's own port", replica, ListPath),
-            ("list page, gateway's own port", gatewayOwn, ListPath),
+            ("list page, catalog replica's own port", replica, ListPath, null),
+            // The client context checked on a read that is not a view: what the signature check alone costs.
+            ("list page, catalog replica's own port, with a client context", replica, ListPath, clientContext),
+            ("list page, gateway's own port", gatewayOwn, ListPath, null),
         };
 
         var measurements = new List<Measurement>();
@@ -67,7 +63,9 @@ public sealed class HttpScenario : IScenario
             {
                 var contenders = targets.Select((t, i) => (t.Contender, (Func<ValueTask>)(async () =>
                 {
-                    using var response = await clients[i].GetAsync(t.Path, HttpCompletionOption.ResponseContentRead);
+                    using var request = new HttpRequestMessage(HttpMethod.Get, t.Path);
+                    if (t.ClientContext is not null) request.Headers.Add(ShopAuthentication.ClientContextHeader, t.ClientContext);
+                    using var response = await clients[i].SendAsync(request, HttpCompletionOption.ResponseContentRead);
                     if (response.StatusCode != HttpStatusCode.OK)
                     {
                         throw new InvalidOperationException($"{t.Contender}: {(int)response.StatusCode}");

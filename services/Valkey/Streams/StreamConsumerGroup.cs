@@ -20,6 +20,14 @@ public sealed record StreamConsumerOptions
     public TimeSpan MaxIdleWait { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// The pause after a read that did not fill a batch, so entries arriving meanwhile are handled together: at a few
+    /// thousand entries a second, reading again at once hands the handler a few entries at a time, and its fixed cost
+    /// per call (a script per partition, an acknowledgement) dominates. A full batch is followed by the next read at
+    /// once. The price is this much delay before an entry is handled. Zero reads again at once.
+    /// </summary>
+    public TimeSpan FillWait { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
     /// A member idle this long with nothing pending is removed from the group: every restart joins under a new name,
     /// and without this the group's member list would grow forever. A member with pending entries is never removed
     /// (its entries are claimed first).
@@ -99,9 +107,14 @@ public sealed class StreamConsumerGroup
                     await ForgetIdleMembersAsync().ConfigureAwait(false);
                     nextClaim = _time.GetTimestamp() + (long)(_options.ClaimInterval.TotalSeconds * _time.TimestampFrequency);
                 }
-                if (await ReadNewAsync(handle).ConfigureAwait(false) > 0)
+                var read = await ReadNewAsync(handle).ConfigureAwait(false);
+                if (read > 0)
                 {
                     idle = TimeSpan.FromMilliseconds(5);
+                    if (read < _options.BatchSize && _options.FillWait > TimeSpan.Zero)
+                    {
+                        await Task.Delay(_options.FillWait, _time, cancellationToken).ConfigureAwait(false);
+                    }
                     continue;
                 }
                 await Task.Delay(idle, _time, cancellationToken).ConfigureAwait(false);

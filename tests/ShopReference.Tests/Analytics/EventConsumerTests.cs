@@ -96,6 +96,42 @@ public sealed class EventConsumerTests(ServersFixture fixture)
     }
 
     [Fact]
+    public async Task A_consumer_that_waits_for_a_batch_to_fill_applies_a_trickle_in_few_batches_and_each_event_once()
+    {
+        const int Chunks = 30, PerChunk = 10;
+        var fillWait = TimeSpan.FromMilliseconds(200);
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
+        await AnalyticsKit.ResetAsync(connection);
+        var consumer = new EventConsumer(connection, "patient", new EventConsumerOptions { FillWait = fillWait }, NullLogger.Instance);
+        await consumer.EnsureGroupAsync();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var running = consumer.RunAsync(stop.Token);
+
+        // A trickle, as a shop's views arrive: a few events at a time, a moment apart (the pause shapes the load; nothing
+        // waits on it for a result).
+        foreach (var chunk in AnalyticsKit.Views(Chunks * PerChunk).Chunk(PerChunk))
+        {
+            await AnalyticsKit.AppendAsync(connection, chunk);
+            await Task.Delay(20, Ct);
+        }
+        await Eventually.UntilAsync(() => consumer.Counters.Applied >= Chunks * PerChunk, TimeSpan.FromSeconds(60), "every event applied", cancellationToken: Ct);
+        var elapsed = started.Elapsed;
+        await stop.CancelAsync();
+        await running;
+
+        // Every read that did not fill a batch was followed by the wait, so the reads that found something number at most
+        // one per wait in the time it all took (plus the first and the last): reading again at once would have applied
+        // the trickle chunk by chunk.
+        var bound = (int)(elapsed / fillWait) + 2;
+        Assert.True(consumer.Counters.Batches <= bound,
+            $"{consumer.Counters.Batches} batches in {elapsed.TotalMilliseconds:0} ms; at most {bound} with a {fillWait.TotalMilliseconds:0} ms wait");
+        Assert.Equal((Chunks * PerChunk, 0L), (consumer.Counters.Applied, consumer.Counters.Duplicates));
+        var views = await AnalyticsKit.BucketAsync(connection, "views");
+        Assert.Equal(Chunks * PerChunk, views.Values.Sum());
+    }
+
+    [Fact]
     public async Task Members_that_left_are_forgotten_only_when_nothing_is_pending_for_them()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);

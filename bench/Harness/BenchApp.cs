@@ -1,0 +1,40 @@
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using ShopReference.Testing;
+
+namespace ShopReference.Bench.Harness;
+
+/// <summary>
+/// The whole app (Local mode) for an HTTP benchmark: every gateway policy of services/RateLimit/appsettings.json raised to
+/// a million a window, so every request is still decided but never refused; with SHOPREF_BENCH_TELEMETRY=off no service
+/// records or exports telemetry (what observability costs per request is then the difference to a run with it), and
+/// SHOPREF_BENCH_SETTING=name=value gives every service one setting (an A/B pair of runs).
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // the app runs its servers as Unix processes
+public static class BenchApp
+{
+    // checkout, write, partner-read, anon-read, default: the policies' order in the gateway's appsettings.json.
+    private const int Policies = 5;
+
+    public static Task<ShopApp> StartAsync() => ShopApp.StartAsync(CancellationToken.None, configure: builder =>
+    {
+        var gateway = builder.CreateResourceBuilder<ProjectResource>("rate-limit");
+        for (var policy = 0; policy < Policies; policy++)
+        {
+            gateway.WithEnvironment($"RateLimiting__Policies__{policy}__Limit", "1000000");
+        }
+        foreach (var project in builder.Resources.OfType<ProjectResource>())
+        {
+            var service = builder.CreateResourceBuilder(project);
+            if (Environment.GetEnvironmentVariable("SHOPREF_BENCH_TELEMETRY") == "off")
+            {
+                service.WithEnvironment("OTEL_SDK_DISABLED", "true");
+            }
+            // A setting to compare against its default in an A/B pair of runs: SHOPREF_BENCH_SETTING=Analytics__Consumer__FillWait=00:00:00
+            if (Environment.GetEnvironmentVariable("SHOPREF_BENCH_SETTING")?.Split('=', 2) is [var name, var value])
+            {
+                service.WithEnvironment(name, value);
+            }
+        }
+    });
+}

@@ -1,0 +1,105 @@
+using System.Globalization;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace ShopReference.Bench.Harness;
+
+/// <summary>What the app's parts spent between two readings: Valkey (all primaries), PostgreSQL, each service's processes.</summary>
+public sealed record Usage(
+    double ValkeyCommands, double ValkeyCpuSeconds, double ValkeyNetBytes,
+    double WalBytes, double WriteTransactions, double PostgresCpuSeconds,
+    IReadOnlyDictionary<string, double> ServiceCpuSeconds, IReadOnlyDictionary<string, double> ValkeyCalls)
+{
+    public Usage Minus(Usage other) => new(
+        ValkeyCommands - other.ValkeyCommands, ValkeyCpuSeconds - other.ValkeyCpuSeconds, ValkeyNetBytes - other.ValkeyNetBytes,
+        WalBytes - other.WalBytes, WriteTransactions - other.WriteTransactions, PostgresCpuSeconds - other.PostgresCpuSeconds,
+        ServiceCpuSeconds.ToDictionary(s => s.Key, s => s.Value - other.ServiceCpuSeconds.GetValueOrDefault(s.Key)),
+        ValkeyCalls.ToDictionary(c => c.Key, c => c.Value - other.ValkeyCalls.GetValueOrDefault(c.Key)));
+
+    public Usage Times(double factor) => new(
+        ValkeyCommands * factor, ValkeyCpuSeconds * factor, ValkeyNetBytes * factor,
+        WalBytes * factor, WriteTransactions * factor, PostgresCpuSeconds * factor,
+        ServiceCpuSeconds.ToDictionary(s => s.Key, s => s.Value * factor),
+        ValkeyCalls.ToDictionary(c => c.Key, c => c.Value * factor));
+}
+
+/// <summary>
+/// Reads the counters the servers and the kernel keep, so a benchmark can say what one request costs each part:
+/// Valkey's <c>INFO stats</c> and <c>INFO cpu</c> per primary, PostgreSQL's WAL position and transaction id (a write
+/// transaction takes one id; reads take none) and the CPU time of its processes, and each service replica's CPU time
+/// from <c>/proc</c>. Cumulative counters only, so two readings bracket any amount of work.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // /proc
+public sealed class ResourceMeter(IConnectionMultiplexer valkey, NpgsqlDataSource postgres, int postmasterPid, IReadOnlyDictionary<string, IReadOnlyList<int>> servicePids)
+{
+    private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
+
+    public async Task<Usage> ReadAsync()
+    {
+        double commands = 0, cpu = 0, net = 0;
+        var calls = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var primary in valkey.GetServers().Where(s => !s.IsReplica))
+        {
+            var info = (await primary.InfoAsync("everything")).SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value);
+            commands += Number(info["total_commands_processed"]);
+            net += Number(info["total_net_input_bytes"]) + Number(info["total_net_output_bytes"]);
+            cpu += Number(info["used_cpu_user"]) + Number(info["used_cpu_sys"]);
+            // cmdstat_xadd: calls=12,usec=…: which commands a route's requests became.
+            foreach (var (key, value) in info.Where(p => p.Key.StartsWith("cmdstat_", StringComparison.Ordinal)))
+            {
+                var count = Number(value.Split(',')[0]["calls=".Length..]);
+                calls[key["cmdstat_".Length..]] = calls.GetValueOrDefault(key["cmdstat_".Length..]) + count;
+            }
+        }
+        await using var command = postgres.CreateCommand("select pg_current_wal_lsn() - '0/0'::pg_lsn, txid_current()");
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        var wal = (double)reader.GetDecimal(0);
+        var xid = reader.GetInt64(1); // a reading takes an id itself: one per interval, negligible against thousands of requests
+        var children = ChildrenByParent();
+        return new Usage(commands, cpu, net, wal, xid, TreeCpuSeconds(postmasterPid, children),
+            servicePids.ToDictionary(s => s.Key, s => s.Value.Sum(pid => TreeCpuSeconds(pid, children))), calls);
+    }
+
+    // A process and every descendant: the orchestrator starts a project as `dotnet run` (the service is its child) and
+    // Local mode may start the postmaster under a wrapper; PostgreSQL's backends, WAL writer and the change feed's WAL
+    // sender are the postmaster's children.
+    private static double TreeCpuSeconds(int root, ILookup<int, int> children)
+    {
+        var total = 0.0;
+        var pending = new Stack<int>([root]);
+        while (pending.TryPop(out var pid))
+        {
+            total += CpuSeconds(pid);
+            foreach (var child in children[pid]) pending.Push(child);
+        }
+        return total;
+    }
+
+    private static ILookup<int, int> ChildrenByParent() =>
+        Directory.EnumerateDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
+            .Where(pid => pid > 0)
+            .ToLookup(ParentOf);
+
+    private static double CpuSeconds(int pid) =>
+        Stat(pid) is { } fields ? (Number(fields[11]) + Number(fields[12])) / TicksPerSecond : 0; // utime, stime
+
+    private static int ParentOf(int pid) => Stat(pid) is { } fields ? int.Parse(fields[1], CultureInfo.InvariantCulture) : 0;
+
+    // The fields after "(comm)": the command name may hold spaces, so split after its closing parenthesis.
+    private static string[]? Stat(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        }
+        catch (IOException)
+        {
+            return null; // the process ended between the listing and the read
+        }
+    }
+
+    private static double Number(string text) => double.Parse(text, CultureInfo.InvariantCulture);
+}
