@@ -25,6 +25,18 @@ internal static class AnalyticsKit
         }
     }
 
+    /// <summary>
+    /// Appends events in one transaction (<c>MULTI</c>/<c>EXEC</c>), so a running consumer reads all of them or none: a
+    /// pipeline alone can be read half-way when the server takes its commands in two reads of the socket.
+    /// </summary>
+    public static async Task AppendAtomicallyAsync(IConnectionMultiplexer connection, IReadOnlyCollection<AnalyticsEvent> events)
+    {
+        var transaction = connection.GetDatabase().CreateTransaction();
+        var adds = events.Select(e => transaction.StreamAddAsync(EventStream.Key, e.ToFields())).ToArray();
+        Assert.True(await transaction.ExecuteAsync(), "the transaction did not run");
+        await Task.WhenAll(adds);
+    }
+
     public static IEnumerable<AnalyticsEvent> Views(int count, int products = 10, int visitors = 500, DateTimeOffset? at = null) =>
         Enumerable.Range(0, count).Select(i => new AnalyticsEvent($"view-{i}", EventTypes.ProductViewed, at ?? DateTimeOffset.UtcNow,
             $"visitor-{i % visitors}", i % products + 1));
