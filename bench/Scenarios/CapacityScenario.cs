@@ -4,13 +4,13 @@ using System.Net;
 using System.Net.Http.Json;
 using Aspire.Hosting;
 using Aspire.Hosting.Testing;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 using ShopReference.Bench.Harness;
 using ShopReference.Shoppers;
 using ShopReference.Testing;
 using ShopReference.Valkey.Events;
 using StackExchange.Redis;
-using Microsoft.Extensions.Hosting;
 
 namespace ShopReference.Bench.Scenarios;
 
