@@ -1,6 +1,9 @@
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
+using Microsoft.Extensions.Hosting;
 using ShopReference.Testing;
+using ShopReference.Valkey.Events;
+using StackExchange.Redis;
 
 namespace ShopReference.Bench.Harness;
 
@@ -37,4 +40,19 @@ public static class BenchApp
             }
         }
     });
+
+    /// <summary>
+    /// The signed client context the gateway adds to a request it forwards, minted with the run's signing key: sent
+    /// straight to a replica, it makes a product read a visitor's view without the gateway's hop.
+    /// </summary>
+    public static string ClientContext(ShopApp shop, string visitor) =>
+        Forgery.Token(shop.SigningKey, ShopAuthentication.ClientContextAudience,
+            (ShopAuthentication.VisitorClaim, EventRules.VisitorFrom(visitor)), (ShopAuthentication.SchemeClaim, "http"));
+
+    /// <summary>The analytics consumer group has read and acknowledged every event in the stream.</summary>
+    public static async Task<bool> AnalyticsDrainedAsync(IConnectionMultiplexer valkey)
+    {
+        var group = (await valkey.GetDatabase().StreamGroupInfoAsync(EventStream.Key)).Single(g => g.Name == EventStream.ConsumerGroup);
+        return group.Lag == 0 && group.PendingMessageCount == 0;
+    }
 }

@@ -9,7 +9,6 @@ using Npgsql;
 using ShopReference.Bench.Harness;
 using ShopReference.Shoppers;
 using ShopReference.Testing;
-using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Bench.Scenarios;
@@ -58,8 +57,7 @@ public sealed class CapacityScenario : IScenario
         // the same read as a visitor's view (the signed client context the gateway would add, minted with the run's key).
         var replica = (await shop.ReplicaAddressesAsync("catalog", 1, TimeSpan.FromSeconds(60)))[0];
         using var direct = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, UseCookies = false }) { BaseAddress = replica };
-        var clientContext = Forgery.Token(shop.SigningKey, ShopAuthentication.ClientContextAudience,
-            (ShopAuthentication.VisitorClaim, EventRules.VisitorFrom("capacity")), (ShopAuthentication.SchemeClaim, "http"));
+        var clientContext = BenchApp.ClientContext(shop, "capacity");
         var zipf = new Zipf(Products);
         Route[] references =
         [
@@ -144,13 +142,13 @@ public sealed class CapacityScenario : IScenario
                 // session then starts), so carts stay the size shoppers make them.
                 var (cookie, adds) = carts.TryTake(out var cart) ? cart : (null, 0);
                 using var response = await ExpectOkAsync(http, HttpMethod.Post, "/api/cart/items", cookie, new { productId = zipf.Next(Random.Shared), quantity = 1 });
-                if (adds + 1 < 10) carts.Add((SessionCookie(response) ?? cookie!, adds + 1));
+                if (adds + 1 < 10) carts.Add((ShopperSimulation.SessionCookie(response) ?? cookie!, adds + 1));
             }),
             new(CapacityModel.Leaderboard, 1, () => ExpectOkAsync(http, HttpMethod.Get, "/api/analytics/leaderboards/most-viewed?window=24h&top=10")),
             new(CapacityModel.Checkout, 2, async () =>
             {
                 using var added = await ExpectOkAsync(http, HttpMethod.Post, "/api/cart/items", null, new { productId = zipf.Next(Random.Shared), quantity = 1 });
-                (await ExpectOkAsync(http, HttpMethod.Post, "/api/cart/checkout", SessionCookie(added), new { email = "bench@example.com" }, Guid.NewGuid().ToString("N"))).Dispose();
+                (await ExpectOkAsync(http, HttpMethod.Post, "/api/cart/checkout", ShopperSimulation.SessionCookie(added), new { email = "bench@example.com" }, Guid.NewGuid().ToString("N"))).Dispose();
             }),
         ];
     }
@@ -174,11 +172,6 @@ public sealed class CapacityScenario : IScenario
         return response;
     }
 
-    private static string? SessionCookie(HttpResponseMessage response) =>
-        response.Headers.TryGetValues("Set-Cookie", out var values)
-            ? values.Select(v => v.Split(';')[0]).FirstOrDefault(v => v.StartsWith("shop.sid=", StringComparison.Ordinal))
-            : null;
-
     // Until every service's CPU is back near its idle rate: work a route leaves behind (a collection of the garbage its
     // requests made, a queue draining) counts for that route, not for the next one.
     private static async Task QuietAsync(ResourceMeter meter, Usage idlePerSecond)
@@ -199,22 +192,16 @@ public sealed class CapacityScenario : IScenario
         }
     }
 
-    // Every event the route published applied: the group's lag and pending list both empty (bounded: a stuck consumer
-    // fails the run rather than under-counting the views' cost).
+    // Every event the route published applied (bounded: a stuck consumer fails the run rather than under-counting the
+    // views' cost).
     private static async Task AnalyticsCaughtUpAsync(IConnectionMultiplexer valkey)
     {
         var deadline = Stopwatch.StartNew();
-        while (true)
+        while (!await BenchApp.AnalyticsDrainedAsync(valkey))
         {
-            var groups = await valkey.GetDatabase().StreamGroupInfoAsync(EventStream.Key);
-            var group = groups.Single(g => g.Name == EventStream.ConsumerGroup);
-            if (group.PendingMessageCount == 0 && group.Lag is 0 or null)
-            {
-                return;
-            }
             if (deadline.Elapsed > TimeSpan.FromMinutes(2))
             {
-                throw new TimeoutException($"analytics did not catch up: lag {group.Lag}, pending {group.PendingMessageCount}");
+                throw new TimeoutException("analytics did not apply every event within 2 minutes");
             }
             await Task.Delay(200);
         }

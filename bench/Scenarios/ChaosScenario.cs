@@ -9,9 +9,9 @@ using Npgsql;
 using ShopReference.Analytics.Counting;
 using ShopReference.Catalog.Caching;
 using ShopReference.Shoppers;
+using ShopReference.Bench.Harness;
 using ShopReference.Testing;
 using ShopReference.Valkey.Caching;
-using ShopReference.Valkey.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Bench.Scenarios;
@@ -152,8 +152,7 @@ public sealed class ChaosScenario : IScenario
                 await using var connection = new NpgsqlConnection(cartdb);
                 await connection.OpenAsync();
                 var outbox = (long)(await new NpgsqlCommand("select count(*) from outbox", connection).ExecuteScalarAsync())!;
-                var group = (await valkey.GetDatabase().StreamGroupInfoAsync(EventStream.Key)).Single(g => g.Name == EventStream.ConsumerGroup);
-                if (outbox == 0 && group.Lag == 0 && group.PendingMessageCount == 0)
+                if (outbox == 0 && await BenchApp.AnalyticsDrainedAsync(valkey))
                 {
                     return;
                 }

@@ -5,7 +5,6 @@ using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using ShopReference.Bench.Harness;
 using ShopReference.Testing;
-using ShopReference.Valkey.Events;
 
 namespace ShopReference.Bench.Scenarios;
 
@@ -32,8 +31,7 @@ public sealed class HttpScenario : IScenario
         var replica = (await shop.ReplicaAddressesAsync("catalog", 2, TimeSpan.FromSeconds(60)))[0];
         var gatewayOwn = (await shop.ReplicaAddressesAsync("rate-limit", 1, TimeSpan.FromSeconds(60)))[0];
         // What the gateway adds to a forwarded request: a signed client context, which makes the read a visitor's view.
-        var clientContext = Forgery.Token(shop.SigningKey, ShopAuthentication.ClientContextAudience,
-            (ShopAuthentication.VisitorClaim, EventRules.VisitorFrom("bench")), (ShopAuthentication.SchemeClaim, "http"));
+        var clientContext = BenchApp.ClientContext(shop, "bench");
         var targets = new (string Contender, Uri Address, string Path, string? ClientContext)[]
         {
             (Baseline, replica, Path, null),

@@ -407,7 +407,8 @@ public sealed class ShopperSimulation(SimulationOptions options)
         return response.IsSuccessStatusCode ? await LinesAsync(response, cancellationToken) : null;
     }
 
-    private static string? SessionCookie(HttpResponseMessage response) =>
+    /// <summary>The <c>shop.sid=…</c> part of the session cookie a response sets, or null.</summary>
+    public static string? SessionCookie(HttpResponseMessage response) =>
         response.Headers.TryGetValues("Set-Cookie", out var values)
             ? values.Select(v => v.Split(';')[0]).FirstOrDefault(v => v.StartsWith("shop.sid=", StringComparison.Ordinal))
             : null;
