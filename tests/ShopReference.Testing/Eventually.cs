@@ -8,7 +8,12 @@ public static class Eventually
 {
     private static readonly TimeSpan DefaultPoll = TimeSpan.FromMilliseconds(50);
 
-    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure,
+    public static Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string failure,
+        TimeSpan? poll = null, CancellationToken cancellationToken = default) =>
+        UntilAsync(condition, timeout, () => failure, poll, cancellationToken);
+
+    /// <param name="failure">Computed at the timeout: what was still wrong then (which processes, which rows).</param>
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> failure,
         TimeSpan? poll = null, CancellationToken cancellationToken = default)
     {
         using var deadline = new CancellationTokenSource(timeout);
@@ -17,13 +22,17 @@ public static class Eventually
         {
             if (deadline.IsCancellationRequested)
             {
-                throw new TimeoutException($"{failure} (waited {timeout.TotalSeconds:0.#} s)");
+                throw new TimeoutException($"{failure()} (waited {timeout.TotalSeconds:0.#} s)");
             }
             await tick.WaitForNextTickAsync(cancellationToken);
         }
     }
 
     public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string failure,
+        TimeSpan? poll = null, CancellationToken cancellationToken = default) =>
+        UntilAsync(() => Task.FromResult(condition()), timeout, failure, poll, cancellationToken);
+
+    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, Func<string> failure,
         TimeSpan? poll = null, CancellationToken cancellationToken = default) =>
         UntilAsync(() => Task.FromResult(condition()), timeout, failure, poll, cancellationToken);
 }
