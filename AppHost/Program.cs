@@ -57,7 +57,8 @@ var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
     .WithHttpHealthCheck("/health")
     .WithTrustedProxies(builder.Configuration)
     .WithRateLimitBurstCommand(auth)
-    .WithShopperSimulation(catalog, auth);
+    .WithShopperSimulation(catalog, auth)
+    .WithReplicaDirectory(catalog, cart, analytics); // run mode: YARP reaches every replica, request by request
 auth.IssueTokens(gateway);
 foreach (var service in new[] { catalog, cart, analytics })
 {

@@ -1,6 +1,7 @@
 using ShopReference.RateLimit.Apis;
 using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
+using ShopReference.RateLimit.Routing;
 
 namespace ShopReference.RateLimit.Extensions;
 
@@ -33,6 +34,7 @@ public static class Extensions
             .LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"))
             .AddServiceDiscoveryDestinationResolver()
             .AddTransforms(ClientContextTransform.Apply);
+        ReplicaFileResolver.AddTo(builder.Services, builder.Configuration); // run mode: every replica, request by request
     }
 
     /// <summary>
