@@ -136,6 +136,7 @@ public sealed class EventConsumer
     {
         using var activity = Tracing.StartActivity("analytics apply batch");
         activity?.SetTag("shop.analytics.entries", entries.Count);
+        activity?.SetTag("shop.analytics.consumer", Name); // which replica applied it (its consumer-group member)
         var now = _time.GetUtcNow();
         var dead = new List<RedisValue>();
         var valid = new List<RedisValue>(entries.Count);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
 using ShopReference.Testing;
 using ShopReference.Tests.Analytics;
 using ShopReference.Tests.Infrastructure;
@@ -40,12 +41,16 @@ public sealed class TracingTests(ServersFixture fixture)
 
         // In one transaction, so the consumer reads the 50 as one batch (a pipeline can be read half-way).
         await AnalyticsKit.AppendAtomicallyAsync(admin, [.. AnalyticsKit.Views(50)]);
-        await Eventually.UntilAsync(() => Task.FromResult(recorded.Roots().Any(a => a.OperationName == "analytics apply batch")),
+        // The listener hears every service hosted in this test process: this service's batches carry its consumer's name
+        // (another test's consumer once handed this one a batch of 256).
+        var consumer = service.Services.GetRequiredService<ShopReference.Analytics.Counting.EventConsumer>().Name;
+        bool Ours(Activity a) => a.OperationName == "analytics apply batch" && (string?)a.GetTagItem("shop.analytics.consumer") == consumer;
+        await Eventually.UntilAsync(() => Task.FromResult(recorded.Roots().Any(Ours)),
             TimeSpan.FromSeconds(30), "no trace of the batch applied", cancellationToken: Ct);
 
         // 80 polls and the timers' calls; one in a hundred is kept, so the loop stays visible. Allow for chance.
         Assert.True(idleTraces <= 10, $"{idleTraces} traces while idle: {string.Join(", ", recorded.Roots().Where(a => a.Kind == ActivityKind.Client).Take(20).Select(a => a.DisplayName))}");
-        var batch = recorded.Roots().First(a => a.OperationName == "analytics apply batch");
+        var batch = recorded.Roots().First(Ours);
         Assert.Equal(50, (int)batch.GetTagItem("shop.analytics.entries")!);
         // Its scripts (one per partition touched, and the acknowledgement) are recorded as its children.
         await Eventually.UntilAsync(() => Task.FromResult(recorded.ChildrenOf(batch).Count >= 2), TimeSpan.FromSeconds(30),
