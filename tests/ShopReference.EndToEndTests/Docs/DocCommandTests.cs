@@ -13,8 +13,12 @@ namespace ShopReference.EndToEndTests.Docs;
 /// is changed: the ports (the test app's are free ones, not 5000, 6380 and 5433) and the placeholders
 /// (<c>&lt;valkey-password&gt;</c>…). The others start the app, the suite, a benchmark or a deployment: their project,
 /// launch profile and benchmark scenario must exist.
+/// <para>
+/// It runs on an app of its own: the README's write changes product 42's price, which the shared app's cart test reads
+/// (CI's first pass once ran the cart test after it).
+/// </para>
 /// </summary>
-[Collection(ShopAppCollection.Name)]
+[Collection(DocCommandsCollection.Name)]
 public sealed partial class DocCommandTests(ShopAppFixture fixture)
 {
     private static readonly string Root = DocCommands.RepositoryRoot();
@@ -262,4 +266,10 @@ public sealed partial class DocCommandTests(ShopAppFixture fixture)
 
     [GeneratedRegex(@"(?:Name => |const string Name = )""([a-z-]+)""")]
     private static partial Regex ScenarioName();
+}
+
+[CollectionDefinition(Name)]
+public sealed class DocCommandsCollection : ICollectionFixture<ShopAppFixture>
+{
+    public const string Name = "doc commands";
 }
