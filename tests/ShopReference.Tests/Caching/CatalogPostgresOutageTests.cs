@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using ShopReference.Catalog.Caching;
 using ShopReference.Catalog.ChangeFeed;
 using ShopReference.Testing;
@@ -34,8 +35,12 @@ public sealed class CatalogPostgresOutageTests
         await Eventually.UntilAsync(async () => (await http.GetAsync("/health", Ct)).IsSuccessStatusCode, TimeSpan.FromSeconds(60),
             "the catalog never became ready", TimeSpan.FromMilliseconds(200), Ct);
         // The feed's first slot resets the cache when it is created: warm only after that, or the reset drops the entry.
+        // "Active" alone is not that: the connection creating the slot holds it while it waits for a consistent point,
+        // and the reset follows. CI once warmed in that gap ("entry in Valkey now: False", no degraded read). A walsender
+        // streaming from the slot comes after the reset.
         var slot = catalog.Services.GetRequiredService<ReplicationSlot>();
-        await Eventually.UntilAsync(() => slot.IsActiveAsync(Ct), TimeSpan.FromSeconds(60), "the change feed never started streaming",
+        var dataSource = catalog.Services.GetRequiredService<NpgsqlDataSource>();
+        await Eventually.UntilAsync(() => StreamingAsync(dataSource, slot.Name), TimeSpan.FromSeconds(60), "the change feed never started streaming",
             TimeSpan.FromMilliseconds(200), Ct);
         var cachedId = Random.Shared.Next(1, 5000);
         using (var warm = await http.GetAsync($"/api/catalog/products/{cachedId}", Ct))
@@ -63,6 +68,16 @@ public sealed class CatalogPostgresOutageTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, uncached.StatusCode);
         Assert.Equal("application/problem+json", uncached.Content.Headers.ContentType?.MediaType);
         Assert.NotNull(uncached.Headers.RetryAfter);
+    }
+
+    private async Task<bool> StreamingAsync(NpgsqlDataSource dataSource, string slot)
+    {
+        await using var command = dataSource.CreateCommand("""
+            select exists(select 1 from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid
+                          where s.slot_name = $1 and r.state in ('catchup', 'streaming'))
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = slot });
+        return await command.ExecuteScalarAsync(Ct) is true;
     }
 
     // A failover on the cluster changes which ports serve slots.
