@@ -50,86 +50,16 @@ public sealed partial class AppLifetimeTests
         }
     }
 
-    [Fact]
-    public async Task Ctrl_c_on_dotnet_run_stops_every_process_the_app_started()
-    {
-        var cancellationToken = TestContext.Current.CancellationToken;
-        var dataDirectory = Directory.CreateTempSubdirectory("shopref-ctrlc-").FullName;
-        File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8)); // 'postgres' must reach its folder
-        // `dotnet run --project AppHost --launch-profile http` as the README says, on free ports so it runs beside anything;
-        // the profile's variables are given here instead (a launch profile's would override the free ports).
-        // env --default-signal: a process started from a background job inherits SIGINT ignored (so does the AppHost it
-        // runs, which would then never see the Ctrl+C); a terminal's foreground job has it at its default.
-        var info = new ProcessStartInfo("setsid", ["env", "--default-signal=INT,QUIT", "dotnet", "run", "--project", Path.Combine(Docs.DocCommands.RepositoryRoot(), "AppHost"),
-            "--no-build", "-c", BuildConfiguration, "--no-launch-profile", "--",
-            "--Infrastructure:Mode=Local", $"--Infrastructure:DataDirectory={dataDirectory}", "--Ports:Gateway=0", "--Ports:Valkey=0", "--Ports:Postgres=0",
-            $"--Infrastructure:Valkey:Topology={TestValkey.RequestedTopology}"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            Environment =
-            {
-                ["ASPNETCORE_ENVIRONMENT"] = "Development",
-                ["DOTNET_ENVIRONMENT"] = "Development",
-                ["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true",
-                ["ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS"] = "true",
-                ["ASPNETCORE_URLS"] = $"http://localhost:{FreePort.Next()}",
-                ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort.Next()}",
-                ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort.Next()}",
-            },
-        };
-        using var run = Process.Start(info)!; // setsid and env exec in place: dotnet runs in a session (and process group) of its own
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        run.OutputDataReceived += (_, e) => { if (e.Data is { } line) output.Enqueue(line); };
-        run.ErrorDataReceived += (_, e) => { if (e.Data is { } line) output.Enqueue(line); };
-        run.BeginOutputReadLine();
-        run.BeginErrorReadLine();
-        List<int> started = [];
-        try
-        {
-            // Up: the servers run on the data folder and every service process has started.
-            await Eventually.UntilAsync(() =>
-            {
-                started = Descendants(run.Id);
-                return ProcessesMentioning(dataDirectory).Count >= 2
-                    && started.Count(pid => CommandLine(pid).Contains("ShopReference.", StringComparison.Ordinal) && !CommandLine(pid).Contains("dotnet run", StringComparison.Ordinal)) >= 8;
-            }, TimeSpan.FromMinutes(4), () => $"the app did not start: {string.Join("; ", started.Select(pid => $"{pid} {CommandLine(pid)}"))}\n" +
-                string.Join("\n", output.TakeLast(20)), TimeSpan.FromSeconds(1), cancellationToken);
-            started = [.. Descendants(run.Id).Union(ProcessesMentioning(dataDirectory))];
-
-            Signal("-INT", -run.Id); // Ctrl+C in a terminal: SIGINT to the whole foreground process group
-
-            await Eventually.UntilAsync(() => started.All(pid => !ProcessIsAlive(pid)), TimeSpan.FromSeconds(90),
-                () => $"still running 90 s after Ctrl+C: {string.Join("; ", started.Where(ProcessIsAlive).Select(pid => $"{pid} {CommandLine(pid)}"))}\n" +
-                    string.Join("\n", output.TakeLast(20)), TimeSpan.FromSeconds(1), cancellationToken);
-            Assert.Empty(ProcessesMentioning(dataDirectory));
-        }
-        finally
-        {
-            foreach (var pid in started.Where(ProcessIsAlive))
-            {
-                Signal("-KILL", pid);
-            }
-            try
-            {
-                Directory.Delete(dataDirectory, recursive: true);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-            }
-        }
-    }
-
     // Debug or Release: the AppHost was built with this test project, in the same configuration.
-    private static string BuildConfiguration => new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+    internal static string BuildConfiguration => new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
 
-    private static void Signal(string signal, int target)
+    internal static void Signal(string signal, int target)
     {
         using var kill = Process.Start("kill", [signal, "--", target.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
     }
 
-    private static string CommandLine(int pid)
+    internal static string CommandLine(int pid)
     {
         try
         {
@@ -145,7 +75,7 @@ public sealed partial class AppLifetimeTests
     /// Every live process the app owns: <paramref name="root"/>'s children and theirs, and the orchestrator (DCP), which
     /// detaches from the AppHost (its own session, parent init) and names the AppHost it serves with <c>--monitor pid</c>.
     /// </summary>
-    private static List<int> Descendants(int root)
+    internal static List<int> Descendants(int root)
     {
         var parents = new Dictionary<int, int>();
         var monitors = new Dictionary<int, int>();
@@ -216,14 +146,14 @@ public sealed partial class AppLifetimeTests
         return await valkey.GetDatabase().StringGetAsync("test:lifetime:marker");
     }
 
-    private static bool ProcessIsAlive(int pid)
+    internal static bool ProcessIsAlive(int pid)
     {
         var status = $"/proc/{pid}/status";
         // A zombie has exited; only its parent has not collected it yet.
         return File.Exists(status) && !File.ReadLines(status).Any(line => line.StartsWith("State:", StringComparison.Ordinal) && line.Contains("zombie", StringComparison.Ordinal));
     }
 
-    private static List<int> ProcessesMentioning(string text)
+    internal static List<int> ProcessesMentioning(string text)
     {
         var found = new List<int>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -246,4 +176,89 @@ public sealed partial class AppLifetimeTests
         }
         return found;
     }
+}
+
+/// <summary>
+/// `dotnet run` on the AppHost, stopped with Ctrl+C, leaves no process behind. It runs alone: a whole app started
+/// beside the others starved them on CI's two cores.
+/// </summary>
+[Collection(CtrlCCollection.Name)]
+public sealed class CtrlCTests
+{
+    [Fact]
+    public async Task Ctrl_c_on_dotnet_run_stops_every_process_the_app_started()
+    {
+        var cancellationToken = TestContext.Current.CancellationToken;
+        var dataDirectory = Directory.CreateTempSubdirectory("shopref-ctrlc-").FullName;
+        File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8)); // 'postgres' must reach its folder
+        // `dotnet run --project AppHost --launch-profile http` as the README says, on free ports so it runs beside anything;
+        // the profile's variables are given here instead (a launch profile's would override the free ports).
+        // env --default-signal: a process started from a background job inherits SIGINT ignored (so does the AppHost it
+        // runs, which would then never see the Ctrl+C); a terminal's foreground job has it at its default.
+        var info = new ProcessStartInfo("setsid", ["env", "--default-signal=INT,QUIT", "dotnet", "run", "--project", Path.Combine(Docs.DocCommands.RepositoryRoot(), "AppHost"),
+            "--no-build", "-c", AppLifetimeTests.BuildConfiguration, "--no-launch-profile", "--",
+            "--Infrastructure:Mode=Local", $"--Infrastructure:DataDirectory={dataDirectory}", "--Ports:Gateway=0", "--Ports:Valkey=0", "--Ports:Postgres=0",
+            $"--Infrastructure:Valkey:Topology={TestValkey.RequestedTopology}"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment =
+            {
+                ["ASPNETCORE_ENVIRONMENT"] = "Development",
+                ["DOTNET_ENVIRONMENT"] = "Development",
+                ["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true",
+                ["ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS"] = "true",
+                ["ASPNETCORE_URLS"] = $"http://localhost:{FreePort.Next()}",
+                ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort.Next()}",
+                ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort.Next()}",
+            },
+        };
+        using var run = Process.Start(info)!; // setsid and env exec in place: dotnet runs in a session (and process group) of its own
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        run.OutputDataReceived += (_, e) => { if (e.Data is { } line) output.Enqueue(line); };
+        run.ErrorDataReceived += (_, e) => { if (e.Data is { } line) output.Enqueue(line); };
+        run.BeginOutputReadLine();
+        run.BeginErrorReadLine();
+        List<int> started = [];
+        try
+        {
+            // Up: the servers run on the data folder and every service process has started.
+            await Eventually.UntilAsync(() =>
+            {
+                started = AppLifetimeTests.Descendants(run.Id);
+                return AppLifetimeTests.ProcessesMentioning(dataDirectory).Count >= 2
+                    && started.Count(pid => AppLifetimeTests.CommandLine(pid).Contains("ShopReference.", StringComparison.Ordinal) && !AppLifetimeTests.CommandLine(pid).Contains("dotnet run", StringComparison.Ordinal)) >= 8;
+            }, TimeSpan.FromMinutes(4), () => $"the app did not start: {string.Join("; ", started.Select(pid => $"{pid} {AppLifetimeTests.CommandLine(pid)}"))}\n" +
+                string.Join("\n", output.TakeLast(20)), TimeSpan.FromSeconds(1), cancellationToken);
+            started = [.. AppLifetimeTests.Descendants(run.Id).Union(AppLifetimeTests.ProcessesMentioning(dataDirectory))];
+
+            AppLifetimeTests.Signal("-INT", -run.Id); // Ctrl+C in a terminal: SIGINT to the whole foreground process group
+
+            await Eventually.UntilAsync(() => started.All(pid => !AppLifetimeTests.ProcessIsAlive(pid)), TimeSpan.FromSeconds(90),
+                () => $"still running 90 s after Ctrl+C: {string.Join("; ", started.Where(AppLifetimeTests.ProcessIsAlive).Select(pid => $"{pid} {AppLifetimeTests.CommandLine(pid)}"))}\n" +
+                    string.Join("\n", output.TakeLast(20)), TimeSpan.FromSeconds(1), cancellationToken);
+            Assert.Empty(AppLifetimeTests.ProcessesMentioning(dataDirectory));
+        }
+        finally
+        {
+            foreach (var pid in started.Where(AppLifetimeTests.ProcessIsAlive))
+            {
+                AppLifetimeTests.Signal("-KILL", pid);
+            }
+            try
+            {
+                Directory.Delete(dataDirectory, recursive: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class CtrlCCollection
+{
+    public const string Name = "ctrl-c";
 }
