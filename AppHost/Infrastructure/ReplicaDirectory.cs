@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -45,7 +44,8 @@ public static class ReplicaDirectory
     /// <summary>Keeps the file equal to the healthy replicas' addresses, by service: <c>{"catalog":["http://localhost:41234"]}</c>.</summary>
     public sealed class Writer(string file, IReadOnlyList<string> services)
     {
-        private readonly ConcurrentDictionary<string, (string Service, string? Address)> _replicas = new(StringComparer.Ordinal);
+        // Touched only by the one watch loop below.
+        private readonly Dictionary<string, (string Service, string? Address)> _replicas = new(StringComparer.Ordinal);
         private string _written = "";
 
         public async Task WatchAsync(ResourceNotificationService notifications, ILogger logger, CancellationToken stoppingToken)
@@ -70,7 +70,7 @@ public static class ReplicaDirectory
             }
             catch (Exception ex)
             {
-                // The gateway keeps the replicas last written, and its passive health checks skip one that stops answering.
+                // The gateway keeps the replicas last written; a request to one that has since gone fails until a restart.
                 logger.LogError(ex, "The gateway's replica directory is no longer kept up to date.");
             }
         }
