@@ -11,7 +11,7 @@ namespace ShopReference.Bench.Harness;
 /// The whole app (Local mode) for an HTTP benchmark: every gateway policy of services/RateLimit/appsettings.json raised to
 /// a million a window, so every request is still decided but never refused; with SHOPREF_BENCH_TELEMETRY=off no service
 /// records or exports telemetry (what observability costs per request is then the difference to a run with it), and
-/// SHOPREF_BENCH_SETTING=name=value gives every service one setting (an A/B pair of runs).
+/// SHOPREF_BENCH_SETTING=name=value;name=value gives every service those settings (an A/B pair of runs).
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // the app runs its servers as Unix processes
 public static class BenchApp
@@ -33,10 +33,14 @@ public static class BenchApp
             {
                 service.WithEnvironment("OTEL_SDK_DISABLED", "true");
             }
-            // A setting to compare against its default in an A/B pair of runs: SHOPREF_BENCH_SETTING=Analytics__Consumer__FillWait=00:00:00
-            if (Environment.GetEnvironmentVariable("SHOPREF_BENCH_SETTING")?.Split('=', 2) is [var name, var value])
+            // Settings to compare against their defaults in an A/B pair of runs, ';' between them:
+            // SHOPREF_BENCH_SETTING=Analytics__Consumer__FillWait=00:00:00;DOTNET_TieredPGO=0
+            foreach (var setting in (Environment.GetEnvironmentVariable("SHOPREF_BENCH_SETTING") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
             {
-                service.WithEnvironment(name, value);
+                if (setting.Split('=', 2) is [var name, var value])
+                {
+                    service.WithEnvironment(name, value);
+                }
             }
         }
     });

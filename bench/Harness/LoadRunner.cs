@@ -6,6 +6,9 @@ namespace ShopReference.Bench.Harness;
 public sealed record Measurement(string Contender, int Concurrency, long Operations, TimeSpan Elapsed, double P50Micros, double P99Micros, double AllocatedBytesPerOp)
 {
     public double OpsPerSecond => Operations / Elapsed.TotalSeconds;
+
+    /// <summary>What the app's parts spent while this contender ran (its rounds summed), when the run was metered.</summary>
+    public Usage? Used { get; init; }
 }
 
 /// <summary>
@@ -35,7 +38,8 @@ public static class LoadRunner
     /// growing data, a noisy neighbour) lands on every contender alike; each result merges its rounds.
     /// </summary>
     public static async Task<List<Measurement>> MeasureInterleavedAsync(
-        IReadOnlyList<(string Contender, Func<ValueTask> Operation)> contenders, int concurrency, TimeSpan warmup, TimeSpan duration, int rounds = 4)
+        IReadOnlyList<(string Contender, Func<ValueTask> Operation)> contenders, int concurrency, TimeSpan warmup, TimeSpan duration, int rounds = 4,
+        Func<Task<Usage>>? meter = null)
     {
         foreach (var (_, operation) in contenders)
         {
@@ -44,10 +48,12 @@ public static class LoadRunner
         var latencies = contenders.Select(_ => new List<long>()).ToArray();
         var elapsed = new TimeSpan[contenders.Count];
         var allocated = new long[contenders.Count];
+        var used = new Usage?[contenders.Count];
         for (var round = 0; round < rounds; round++)
         {
             for (var i = 0; i < contenders.Count; i++)
             {
+                var usageBefore = meter is null ? null : await meter();
                 var before = GC.GetTotalAllocatedBytes(precise: true);
                 var started = Stopwatch.GetTimestamp();
                 foreach (var worker in await RunAsync(contenders[i].Operation, concurrency, duration / rounds, record: true))
@@ -56,6 +62,11 @@ public static class LoadRunner
                 }
                 elapsed[i] += Stopwatch.GetElapsedTime(started);
                 allocated[i] += GC.GetTotalAllocatedBytes(precise: true) - before;
+                if (meter is not null)
+                {
+                    var slice = (await meter()).Minus(usageBefore!);
+                    used[i] = used[i] is { } sum ? sum.Plus(slice) : slice;
+                }
             }
         }
         return [.. contenders.Select((c, i) =>
@@ -63,7 +74,7 @@ public static class LoadRunner
             var all = latencies[i].ToArray();
             Array.Sort(all);
             return new Measurement(c.Contender, concurrency, all.Length, elapsed[i], Percentile(all, 0.50), Percentile(all, 0.99),
-                all.Length == 0 ? 0 : (double)allocated[i] / all.Length);
+                all.Length == 0 ? 0 : (double)allocated[i] / all.Length) { Used = used[i] };
         })];
     }
 

@@ -29,4 +29,31 @@ public static class MarkdownReport
         }
         return sb.ToString();
     }
+
+    /// <summary>
+    /// Where each contender's time went: the CPU one operation cost each part (µs), with the idle app's background work
+    /// over the same time taken off, so the parts' sum is what the machine spent per operation. On a machine whose cores
+    /// every part shares, a contender's rate is about the cores divided by that sum.
+    /// </summary>
+    public static string RenderCpu(IReadOnlyList<Measurement> measurements, Usage idlePerSecond, IReadOnlyList<string> parts)
+    {
+        var sb = new StringBuilder();
+        foreach (var group in measurements.Where(m => m.Used is not null).GroupBy(m => m.Concurrency))
+        {
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"CPU per operation, µs, concurrency {group.Key} (idle work taken off)");
+            sb.AppendLine();
+            sb.AppendLine($"| contender | {string.Join(" | ", parts)} | Valkey | PostgreSQL | total |");
+            sb.AppendLine($"|---|{string.Concat(Enumerable.Repeat("---:|", parts.Count + 3))}");
+            foreach (var m in group)
+            {
+                var used = m.Used!.Minus(idlePerSecond.Times(m.Elapsed.TotalSeconds)).Times(1_000_000.0 / m.Operations);
+                var cells = parts.Select(p => used.ServiceCpuSeconds.GetValueOrDefault(p))
+                    .Append(used.ValkeyCpuSeconds).Append(used.PostgresCpuSeconds).ToList();
+                sb.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {m.Contender} | {string.Join(" | ", cells.Select(c => c.ToString("N0", CultureInfo.InvariantCulture)))} | {cells.Sum():N0} |");
+            }
+        }
+        return sb.ToString();
+    }
 }

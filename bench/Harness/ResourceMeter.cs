@@ -16,6 +16,8 @@ public sealed record Usage(
         ServiceCpuSeconds.ToDictionary(s => s.Key, s => s.Value - other.ServiceCpuSeconds.GetValueOrDefault(s.Key)),
         ValkeyCalls.ToDictionary(c => c.Key, c => c.Value - other.ValkeyCalls.GetValueOrDefault(c.Key)));
 
+    public Usage Plus(Usage other) => Minus(other.Times(-1));
+
     public Usage Times(double factor) => new(
         ValkeyCommands * factor, ValkeyCpuSeconds * factor, ValkeyNetBytes * factor,
         WalBytes * factor, WriteTransactions * factor, PostgresCpuSeconds * factor,
@@ -30,8 +32,15 @@ public sealed record Usage(
 /// from <c>/proc</c>. Cumulative counters only, so two readings bracket any amount of work.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // /proc
-public sealed class ResourceMeter(IConnectionMultiplexer valkey, NpgsqlDataSource postgres, int postmasterPid, IReadOnlyDictionary<string, IReadOnlyList<int>> servicePids)
+public sealed class ResourceMeter(
+    IConnectionMultiplexer valkey, NpgsqlDataSource postgres, int postmasterPid, IReadOnlyDictionary<string, IReadOnlyList<int>> servicePids,
+    string? ownProcessPart = null)
 {
+    /// <summary>
+    /// Also counts this process's own CPU under <paramref name="ownProcessPart"/>: the load generator's cost, which on a
+    /// shared machine is taken from the app's. Its own threads only (the app's processes are its descendants, since the
+    /// orchestrator runs in it), so the AppHost's in-process work is included with the load.
+    /// </summary>
     private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
 
     public async Task<Usage> ReadAsync()
@@ -58,7 +67,16 @@ public sealed class ResourceMeter(IConnectionMultiplexer valkey, NpgsqlDataSourc
         var xid = reader.GetInt64(1); // a reading takes an id itself: one per interval, negligible against thousands of requests
         var children = ChildrenByParent();
         return new Usage(commands, cpu, net, wal, xid, TreeCpuSeconds(postmasterPid, children),
-            servicePids.ToDictionary(s => s.Key, s => s.Value.Sum(pid => TreeCpuSeconds(pid, children))), calls);
+            OwnProcess(servicePids.ToDictionary(s => s.Key, s => s.Value.Sum(pid => TreeCpuSeconds(pid, children)))), calls);
+    }
+
+    private Dictionary<string, double> OwnProcess(Dictionary<string, double> services)
+    {
+        if (ownProcessPart is not null)
+        {
+            services[ownProcessPart] = CpuSeconds(Environment.ProcessId);
+        }
+        return services;
     }
 
     // A process and every descendant: the orchestrator starts a project as `dotnet run` (the service is its child) and

@@ -1,10 +1,13 @@
+using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Hosting;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using ShopReference.Bench.Harness;
+using Npgsql;
 using ShopReference.Testing;
+using StackExchange.Redis;
 
 namespace ShopReference.Bench.Scenarios;
 
@@ -28,6 +31,9 @@ public sealed class HttpScenario : IScenario
     public async Task<string> RunAsync(TestServers servers, BenchOptions options)
     {
         await using var shop = await BenchApp.StartAsync();
+        var (meter, idlePerSecond, disposables) = await MeterAsync(shop, options);
+        await using var valkey = disposables.Valkey;
+        await using var postgres = disposables.Postgres;
         var replica = (await shop.ReplicaAddressesAsync("catalog", 2, TimeSpan.FromSeconds(60)))[0];
         var gatewayOwn = (await shop.ReplicaAddressesAsync("rate-limit", 1, TimeSpan.FromSeconds(60)))[0];
         // What the gateway adds to a forwarded request: a signed client context, which makes the read a visitor's view.
@@ -69,13 +75,40 @@ public sealed class HttpScenario : IScenario
                         throw new InvalidOperationException($"{t.Contender}: {(int)response.StatusCode}");
                     }
                 }))).Where(c => options.Only is null || c.Contender == Baseline || c.Contender.Contains(options.Only, StringComparison.OrdinalIgnoreCase)).ToList();
-                measurements.AddRange(await LoadRunner.MeasureInterleavedAsync(contenders, concurrency, options.Warmup, options.Duration));
+                measurements.AddRange(await LoadRunner.MeasureInterleavedAsync(contenders, concurrency, options.Warmup, options.Duration, meter: meter.ReadAsync));
             }
             finally
             {
                 clients.ForEach(c => c.Dispose());
             }
         }
-        return MarkdownReport.Render($"HTTP: GET {Path} (cached, served from the replica's near cache), 2 catalog replicas, 1 gateway", Baseline, measurements);
+        return MarkdownReport.Render($"HTTP: GET {Path} (cached, served from the replica's near cache), 2 catalog replicas, 1 gateway", Baseline, measurements)
+            + MarkdownReport.RenderCpu(measurements, idlePerSecond, Parts);
+    }
+
+    // The parts whose CPU each request is charged with: the load generator (this process, which also hosts the AppHost)
+    // and every service's replicas; Valkey and PostgreSQL come from their own counters.
+    private const string LoadGenerator = "load generator";
+    private static readonly string[] Services = ["rate-limit", "catalog", "analytics", "cart-session"];
+    private static readonly string[] Parts = [LoadGenerator, .. Services];
+
+    private static async Task<(ResourceMeter Meter, Usage IdlePerSecond, (ConnectionMultiplexer Valkey, NpgsqlDataSource Postgres) Disposables)> MeterAsync(
+        ShopApp shop, BenchOptions options)
+    {
+        var pids = new Dictionary<string, IReadOnlyList<int>>();
+        foreach (var service in Services)
+        {
+            pids[service] = await shop.ReplicaProcessIdsAsync(service, service == "rate-limit" ? 1 : 2, TimeSpan.FromSeconds(60));
+        }
+        var valkey = await ConnectionMultiplexer.ConnectAsync(await shop.App.GetConnectionStringAsync("valkey") + ",allowAdmin=true");
+        var postgres = NpgsqlDataSource.Create(await shop.App.GetConnectionStringAsync("postgres")
+            ?? throw new InvalidOperationException("no PostgreSQL connection string"));
+        var meter = new ResourceMeter(valkey, postgres, shop.ProcessIdOf("postgres"), pids, ownProcessPart: LoadGenerator);
+        // The idle app's background work (polls, health checks, the change feed's keep-alive), taken off every contender.
+        var idle = Stopwatch.StartNew();
+        var before = await meter.ReadAsync();
+        await Task.Delay(options.Warmup + TimeSpan.FromSeconds(5));
+        var idlePerSecond = (await meter.ReadAsync()).Minus(before).Times(1 / idle.Elapsed.TotalSeconds);
+        return (meter, idlePerSecond, (valkey, postgres));
     }
 }

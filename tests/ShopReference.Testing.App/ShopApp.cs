@@ -154,9 +154,11 @@ public sealed class ShopApp : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            // Say which resource held the start up, and in what state: "a task was canceled" alone explains nothing.
-            var snapshots = Resources.Select(name => (Name: name,
-                Snapshot: app.ResourceNotifications.TryGetCurrentState(name, out var state) ? state.Snapshot : null)).ToList();
+            // Say which resource held the start up, and in what state: "a task was canceled" alone explains nothing. A
+            // replicated project has no state under its own name, so each of its replicas is named (catalog-xk2q…).
+            var instances = await InstanceStatesAsync(app);
+            var snapshots = Resources.SelectMany(name => instances.Where(i => i.Name == name).Select(i => (Name: i.Id, Snapshot: (CustomResourceSnapshot?)i.Snapshot))
+                .DefaultIfEmpty((Name: name, Snapshot: app.ResourceNotifications.TryGetCurrentState(name, out var state) ? state.Snapshot : null))).ToList();
             var states = string.Join("; ", snapshots.Select(r => r.Snapshot is { } snapshot
                 ? $"{r.Name}: {snapshot.State?.Text} {snapshot.HealthStatus} {string.Join(" ", snapshot.HealthReports.Where(h => h.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy).Select(h => $"[{h.Name}: {h.Description ?? h.ExceptionText}]"))}"
                 : $"{r.Name}: unknown"));
@@ -271,6 +273,25 @@ public sealed class ShopApp : IAsyncDisposable
     }
 
     /// <summary>The last lines a resource logged (its console), as the AppHost's start-up diagnosis reads them.</summary>
+    // The latest state of every resource instance: watching replays each one's current state first, then waits for
+    // changes, so a short watch is enough.
+    private static async Task<List<(string Name, string Id, CustomResourceSnapshot Snapshot)>> InstanceStatesAsync(DistributedApplication app)
+    {
+        var latest = new Dictionary<string, (string Name, string Id, CustomResourceSnapshot Snapshot)>(StringComparer.Ordinal);
+        using var replayed = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await foreach (var update in app.ResourceNotifications.WatchAsync(replayed.Token))
+            {
+                latest[update.ResourceId] = (update.Resource.Name, update.ResourceId, update.Snapshot);
+            }
+        }
+        catch (OperationCanceledException) when (replayed.IsCancellationRequested)
+        {
+        }
+        return [.. latest.Values.OrderBy(i => i.Id, StringComparer.Ordinal)];
+    }
+
     private static async Task<string> RecentLogAsync(DistributedApplication app, string resource, int lines)
     {
         var collected = await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
