@@ -24,7 +24,7 @@ public sealed class ReplicaSpreadTests(ShopAppFixture fixture)
         // The gateway routes to a replica once the AppHost has listed it (a replica another test restarted comes back
         // on a new port): wait for the directory, not for luck.
         var directory = await fixture.Shop.EnvironmentOfAsync("rate-limit", "Gateway__Replicas__File");
-        await Eventually.UntilAsync(() => Listed(directory, service) == replicas.Count, TimeSpan.FromSeconds(30),
+        await Eventually.UntilAsync(() => ReplicaDirectoryFile.Listed(directory, service) == replicas.Count, TimeSpan.FromSeconds(30),
             $"the replica directory never listed {replicas.Count} replicas of {service}", TimeSpan.FromMilliseconds(200), Ct);
         using var client = fixture.Shop.GatewayAsNewClient(out _);
         var answered = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -43,18 +43,5 @@ public sealed class ReplicaSpreadTests(ShopAppFixture fixture)
             $"24 requests were answered by {string.Join(", ", answered.Select(a => $"{a.Key} x{a.Value}"))}");
         // The names are the replicas' names in the dashboard.
         Assert.Equal(replicas.Order(), answered.Keys.Order());
-    }
-
-    private static int Listed(string file, string service)
-    {
-        try
-        {
-            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-            return json.RootElement.TryGetProperty(service, out var addresses) ? addresses.GetArrayLength() : 0;
-        }
-        catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException)
-        {
-            return 0;
-        }
     }
 }
