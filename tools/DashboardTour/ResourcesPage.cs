@@ -4,7 +4,7 @@ using Microsoft.Playwright;
 namespace ShopReference.DashboardTour;
 
 /// <summary>A resource as its row on the dashboard's Resources page shows it.</summary>
-public sealed record ResourceRow(string Name, string State, bool HealthyIcon);
+public sealed record ResourceRow(string Name, string State, bool HealthyIcon, string CellText);
 
 /// <summary>What the dashboard said when a command ended: its notification's title (succeeded, failed) and message.</summary>
 public sealed record CommandOutcome(bool Succeeded, string Title, string Message);
@@ -34,7 +34,10 @@ public sealed class ResourcesPage(IPage page)
             // A healthy running resource shows "Running" beside a green check; an unhealthy one says so in words and a
             // warning icon.
             var healthy = await state.Locator("svg.severity-icon[style*='--success']").CountAsync() > 0;
-            rows.Add(new ResourceRow(name, (await state.InnerTextAsync()).Trim(), healthy));
+            // The state is the cell's first line: the dashboard may add a badge below it (seen in CI: "Running\n1", a
+            // healthy replica that had logged an error), which is not its state.
+            var text = (await state.InnerTextAsync()).Trim();
+            rows.Add(new ResourceRow(name, text.Split('\n')[0].Trim(), healthy, text));
         }
         return rows;
     }
@@ -55,7 +58,7 @@ public sealed class ResourcesPage(IPage page)
                 // The rows that are not ready first: CI prints only the start of a failure message.
                 var ready = rows.ToLookup(r => r.State == "Running" && r.HealthyIcon);
                 throw new TimeoutException($"Not all resources Running and healthy within {timeout}. Not ready: " +
-                    string.Join("; ", ready[false].Select(r => $"{r.Name} {r.State}{(r.HealthyIcon ? "" : " (no healthy mark)")}")) +
+                    string.Join("; ", ready[false].Select(r => $"{r.Name} '{r.CellText}'{(r.HealthyIcon ? "" : " (no healthy mark)")}")) +
                     ". Ready: " + string.Join(", ", ready[true].Select(r => r.Name)));
             }
             // The page updates itself as states change; read it again shortly.
