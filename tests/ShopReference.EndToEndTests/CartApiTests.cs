@@ -52,6 +52,7 @@ public sealed class CartApiTests(ShopAppFixture fixture)
         using var write = await SendAsync(gateway, HttpMethod.Post, "/api/cart/items", forged, new { productId = 7, quantity = 1 });
 
         Assert.Equal(0, (await read.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines").GetArrayLength());
+        Assert.True(write.StatusCode == HttpStatusCode.OK, $"{write.StatusCode}: {await write.Content.ReadAsStringAsync(Ct)}");
         var issued = SessionCookie(write);
         Assert.NotNull(issued);
         Assert.NotEqual(forged, issued);
@@ -73,7 +74,9 @@ public sealed class CartApiTests(ShopAppFixture fixture)
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
-    private HttpClient Gateway() => CartHttp.Client(fixture.Shop.App.GetEndpoint("rate-limit", "http"));
+    // Each test speaks as a client address of its own: on the shared loopback address the tests' writes would share
+    // one write quota with each other and with every other class that calls the gateway from loopback.
+    private HttpClient Gateway() => fixture.Shop.GatewayAsNewClient(out _);
 
     private Task<HttpResponseMessage> SendAsync(HttpClient gateway, HttpMethod method, string path, string? cookie, object? body = null) =>
         gateway.SendAsync(method, path, cookie, body, Ct);
