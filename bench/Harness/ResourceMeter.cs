@@ -1,3 +1,4 @@
+using Aspire.Hosting.Testing;
 using System.Globalization;
 using Npgsql;
 using StackExchange.Redis;
@@ -42,6 +43,24 @@ public sealed class ResourceMeter(
     /// orchestrator runs in it), so the AppHost's in-process work is included with the load.
     /// </summary>
     private static readonly double TicksPerSecond = 100; // USER_HZ on Linux
+
+    /// <summary>
+    /// A meter over a running app: every replica of <paramref name="services"/> (one gateway, two of the others), with
+    /// admin connections of its own to Valkey and PostgreSQL, which the caller disposes.
+    /// </summary>
+    public static async Task<(ResourceMeter Meter, ConnectionMultiplexer Valkey, NpgsqlDataSource Postgres)> ForAppAsync(
+        ShopReference.Testing.ShopApp shop, IEnumerable<string> services, string? ownProcessPart = null)
+    {
+        var pids = new Dictionary<string, IReadOnlyList<int>>();
+        foreach (var service in services)
+        {
+            pids[service] = await shop.ReplicaProcessIdsAsync(service, service == "rate-limit" ? 1 : 2, TimeSpan.FromSeconds(60));
+        }
+        var valkey = await ConnectionMultiplexer.ConnectAsync(await shop.App.GetConnectionStringAsync("valkey") + ",allowAdmin=true");
+        var postgres = NpgsqlDataSource.Create(await shop.App.GetConnectionStringAsync("postgres")
+            ?? throw new InvalidOperationException("no PostgreSQL connection string"));
+        return (new ResourceMeter(valkey, postgres, shop.ProcessIdOf("postgres"), pids, ownProcessPart), valkey, postgres);
+    }
 
     public async Task<Usage> ReadAsync()
     {

@@ -33,15 +33,9 @@ public sealed class CapacityScenario : IScenario
     public async Task<string> RunAsync(TestServers servers, BenchOptions options)
     {
         await using var shop = await BenchApp.StartAsync();
-        var pids = new Dictionary<string, IReadOnlyList<int>>();
-        foreach (var service in Services)
-        {
-            pids[service] = await shop.ReplicaProcessIdsAsync(service, service == "rate-limit" ? 1 : 2, TimeSpan.FromSeconds(60));
-        }
-        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await shop.App.GetConnectionStringAsync("valkey") + ",allowAdmin=true");
-        await using var postgres = NpgsqlDataSource.Create(await shop.App.GetConnectionStringAsync("postgres")
-            ?? throw new InvalidOperationException("no PostgreSQL connection string"));
-        var meter = new ResourceMeter(valkey, postgres, shop.ProcessIdOf("postgres"), pids);
+        var (meter, valkeyConnection, postgresSource) = await ResourceMeter.ForAppAsync(shop, Services);
+        await using var valkey = valkeyConnection;
+        await using var postgres = postgresSource;
         var gateway = (await shop.ReplicaAddressesAsync("rate-limit", 1, TimeSpan.FromSeconds(60)))[0];
         var concurrency = options.ConcurrencyLevels.Max();
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, UseCookies = false }) { BaseAddress = gateway };

@@ -95,15 +95,7 @@ public sealed class HttpScenario : IScenario
     private static async Task<(ResourceMeter Meter, Usage IdlePerSecond, (ConnectionMultiplexer Valkey, NpgsqlDataSource Postgres) Disposables)> MeterAsync(
         ShopApp shop, BenchOptions options)
     {
-        var pids = new Dictionary<string, IReadOnlyList<int>>();
-        foreach (var service in Services)
-        {
-            pids[service] = await shop.ReplicaProcessIdsAsync(service, service == "rate-limit" ? 1 : 2, TimeSpan.FromSeconds(60));
-        }
-        var valkey = await ConnectionMultiplexer.ConnectAsync(await shop.App.GetConnectionStringAsync("valkey") + ",allowAdmin=true");
-        var postgres = NpgsqlDataSource.Create(await shop.App.GetConnectionStringAsync("postgres")
-            ?? throw new InvalidOperationException("no PostgreSQL connection string"));
-        var meter = new ResourceMeter(valkey, postgres, shop.ProcessIdOf("postgres"), pids, ownProcessPart: LoadGenerator);
+        var (meter, valkey, postgres) = await ResourceMeter.ForAppAsync(shop, Services, LoadGenerator);
         // The idle app's background work (polls, health checks, the change feed's keep-alive), taken off every contender.
         var idle = Stopwatch.StartNew();
         var before = await meter.ReadAsync();
