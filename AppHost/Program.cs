@@ -5,6 +5,7 @@ var builder = DistributedApplication.CreateBuilder(args);
 // Containers when an engine answers (and always when publishing), else local processes: see docs/local-mode.md.
 var mode = InfrastructureModeResolver.Resolve(builder);
 var ports = PortSettings.From(builder.Configuration);
+PortSettings.KeepReplicaPortsApart(builder.Configuration); // replicas' ports never collide with the Valkey nodes' own
 
 // Credentials: the token signing key and the API clients' keys, as secret parameters (docs/security.md).
 var auth = ShopAuth.AddShopAuth(builder);

@@ -78,6 +78,29 @@ public sealed class AppStartTests(ShopAppFixture fixture)
     }
 
     [Theory]
+    [InlineData("catalog", 2)]
+    [InlineData("cart-session", 2)]
+    [InlineData("analytics", 2)]
+    [InlineData("rate-limit", 1)]
+    public async Task Each_replica_listens_in_a_band_of_its_own_where_no_valkey_node_port_is_picked(string service, int replicas)
+    {
+        var addresses = await fixture.Shop.ReplicaAddressesAsync(service, replicas, TimeSpan.FromSeconds(30));
+        // A cluster keeps its node and bus ports beside its data; one server is proxied like a service and has none.
+        var clusterPorts = Path.Combine(fixture.Shop.DataDirectory, "valkey", "cluster-ports");
+        var nodePorts = File.Exists(clusterPorts)
+            ? File.ReadAllLines(clusterPorts).SelectMany(line => line.Split(' ')).Select(int.Parse).ToList()
+            : [];
+
+        // Aspire's own band (10000–32767) would hold LocalPorts' band: the AppHost narrows it, and Aspire keeps to it.
+        var configuration = App.Services.GetRequiredService<Microsoft.Extensions.Configuration.IConfiguration>();
+        Assert.Equal($"{LocalPorts.ReplicaBandFirst}-{LocalPorts.ReplicaBandLast}",
+            $"{configuration["DcpPublisher:ProxylessEndpointPortRangeStart"]}-{configuration["DcpPublisher:ProxylessEndpointPortRangeEnd"]}");
+        Assert.All(addresses, address => Assert.InRange(address.Port, LocalPorts.ReplicaBandFirst, LocalPorts.ReplicaBandLast));
+        Assert.Equal(TestValkey.RequestedTopology == ValkeyTopology.Cluster ? 12 : 0, nodePorts.Count);
+        Assert.All(nodePorts, port => Assert.InRange(port, LocalPorts.First, LocalPorts.Last - 1));
+    }
+
+    [Theory]
     [InlineData("/api/catalog/wiring", "catalog", "catalogdb")]
     [InlineData("/api/cart/wiring", "cart", "cartdb")]
     [InlineData("/api/analytics/wiring", "analytics", "analyticsdb")]

@@ -30,6 +30,27 @@ public sealed class StartupFailureTests
         Assert.NotEqual(KnownResourceStates.Running, gateway.State);
     }
 
+    /// <summary>
+    /// A service replica that dies at start (here: its port is taken, as when another process took the port Aspire picked
+    /// for it) will never be healthy. The test app's start then fails at once, naming the replica, its exit code and its
+    /// error, rather than waiting out the start timeout with a log that ends in the shutdown.
+    /// </summary>
+    [Fact]
+    public async Task A_replica_that_dies_at_start_fails_the_app_start_at_once_with_its_exit_code_and_error()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var address = $"http://127.0.0.1:{((System.Net.IPEndPoint)taken.LocalEndpoint).Port}";
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => ShopApp.StartAsync(ct, configure: builder =>
+            builder.CreateResourceBuilder<ProjectResource>("analytics")
+                .WithEnvironment("Kestrel__Endpoints__taken__Url", address))); // Kestrel's endpoints win over ASPNETCORE_URLS
+
+        Assert.Matches(@"^analytics-\w+ ended during the start \(\w+, exit code -?\d+\)", failure.Message);
+        Assert.Contains("address already in use", failure.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
     private static async Task<(string Value, string? State)> PropertyAsync(ShopApp shop, string resource, string property, CancellationToken ct)
     {
         (string Value, string? State)? found = null;

@@ -10,7 +10,7 @@ namespace ShopReference.Testing;
 /// Starts the real AppHost in Local mode with randomised ports, passwords and data folder, so a test run never
 /// collides with a live <c>dotnet run</c> or another test run, and waits until every resource is healthy.
 /// </summary>
-public sealed class ShopApp : IAsyncDisposable
+public sealed partial class ShopApp : IAsyncDisposable
 {
     /// <summary>
     /// A start takes 20–60 s here; the second start of <c>AppLifetimeTests</c> on a cluster, while the library suite runs
@@ -145,31 +145,14 @@ public sealed class ShopApp : IAsyncDisposable
                 shop._starting = app.StartAsync(cancellationToken);
                 return shop;
             }
-            await app.StartAsync(timeout.Token);
-            foreach (var resource in Resources)
-            {
-                await app.ResourceNotifications.WaitForResourceHealthyAsync(resource, timeout.Token);
-            }
+            await StartUntilHealthyAsync(app, timeout.Token);
             return shop;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            // Say which resource held the start up, and in what state: "a task was canceled" alone explains nothing. A
-            // replicated project has no state under its own name, so each of its replicas is named (catalog-xk2q…).
-            var instances = await InstanceStatesAsync(app);
-            var snapshots = Resources.SelectMany(name => instances.Where(i => i.Name == name).Select(i => (Name: i.Id, Snapshot: (CustomResourceSnapshot?)i.Snapshot))
-                .DefaultIfEmpty((Name: name, Snapshot: app.ResourceNotifications.TryGetCurrentState(name, out var state) ? state.Snapshot : null))).ToList();
-            var states = string.Join("; ", snapshots.Select(r => r.Snapshot is { } snapshot
-                ? $"{r.Name}: {snapshot.State?.Text} {snapshot.HealthStatus} {string.Join(" ", snapshot.HealthReports.Where(h => h.Status != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy).Select(h => $"[{h.Name}: {h.Description ?? h.ExceptionText}]"))}"
-                : $"{r.Name}: unknown"));
-            // And what the resources that were not healthy then last wrote: a hang says more in its own log.
-            var logs = new List<string>();
-            foreach (var (name, _) in snapshots.Where(r => r.Snapshot?.HealthStatus != Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy))
-            {
-                logs.Add($"--- last lines of {name}:\n{await RecentLogAsync(app, name, 40)}");
-            }
+            var report = await StartReportAsync(app);
             await shop.DisposeAsync();
-            throw new TimeoutException($"The app was not healthy within {StartTimeout.TotalMinutes:0} min: {states}\n{string.Join("\n", logs)}");
+            throw new TimeoutException($"The app was not healthy within {StartTimeout.TotalMinutes:0} min: {report}");
         }
         catch
         {
@@ -270,33 +253,6 @@ public sealed class ShopApp : IAsyncDisposable
         var http = App.CreateHttpClient(resource);
         http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await TokenAsync(client, cancellationToken));
         return http;
-    }
-
-    /// <summary>The last lines a resource logged (its console), as the AppHost's start-up diagnosis reads them.</summary>
-    // The latest state of every resource instance: watching replays each one's current state first, then waits for
-    // changes, so a short watch is enough.
-    private static async Task<List<(string Name, string Id, CustomResourceSnapshot Snapshot)>> InstanceStatesAsync(DistributedApplication app)
-    {
-        var latest = new Dictionary<string, (string Name, string Id, CustomResourceSnapshot Snapshot)>(StringComparer.Ordinal);
-        using var replayed = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try
-        {
-            await foreach (var update in app.ResourceNotifications.WatchAsync(replayed.Token))
-            {
-                latest[update.ResourceId] = (update.Resource.Name, update.ResourceId, update.Snapshot);
-            }
-        }
-        catch (OperationCanceledException) when (replayed.IsCancellationRequested)
-        {
-        }
-        return [.. latest.Values.OrderBy(i => i.Id, StringComparer.Ordinal)];
-    }
-
-    private static async Task<string> RecentLogAsync(DistributedApplication app, string resource, int lines)
-    {
-        var collected = await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
-            app.Services.GetRequiredService<ResourceLoggerService>(), resource, lines, CancellationToken.None);
-        return collected.Count == 0 ? "(nothing)" : string.Join("\n", collected);
     }
 
     private static int _nextAddress;

@@ -1,0 +1,121 @@
+using System.Text.RegularExpressions;
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace ShopReference.Testing;
+
+/// <summary>The wait for a started app to become healthy, and the report that says why it did not.</summary>
+public sealed partial class ShopApp
+{
+    /// <summary>
+    /// Starts the app and waits until every resource is healthy. A resource instance that ends on the way (a replica
+    /// whose process exited) will never be healthy, and the orchestrator's start itself waits for it (a dependant's
+    /// <c>WaitFor</c>): the start fails at once with the report, instead of after the whole start timeout.
+    /// </summary>
+    private static async Task StartUntilHealthyAsync(DistributedApplication app, CancellationToken cancellationToken)
+    {
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var ended = FirstEndedInstanceAsync(app, waiting.Token);
+        var healthy = StartAndWaitAsync(app, waiting.Token);
+        var first = await Task.WhenAny(healthy, ended);
+        await waiting.CancelAsync();
+        await Task.WhenAll(healthy, ended).ContinueWith(_ => { }, TaskScheduler.Default); // both observed, whatever they threw
+        if (first == ended && ended.IsCompletedSuccessfully)
+        {
+            var (id, snapshot) = ended.Result;
+            throw new InvalidOperationException(
+                $"{id} ended during the start ({snapshot.State?.Text}, exit code {snapshot.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}): {await StartReportAsync(app)}");
+        }
+        await healthy; // completed, or the timeout's cancellation, which the caller reports
+    }
+
+    private static async Task StartAndWaitAsync(DistributedApplication app, CancellationToken cancellationToken)
+    {
+        await app.StartAsync(cancellationToken);
+        foreach (var resource in Resources)
+        {
+            await app.ResourceNotifications.WaitForResourceHealthyAsync(resource, cancellationToken);
+        }
+    }
+
+    // The first instance of the app's resources seen in a terminal state (Exited, Finished, FailedToStart). Nothing in
+    // the app is meant to end while it runs: no resource is a one-shot job.
+    private static async Task<(string Id, CustomResourceSnapshot Snapshot)> FirstEndedInstanceAsync(DistributedApplication app, CancellationToken cancellationToken)
+    {
+        await foreach (var update in app.ResourceNotifications.WatchAsync(cancellationToken))
+        {
+            if (update.Snapshot.State?.Text is { } state && KnownResourceStates.TerminalStates.Contains(state))
+            {
+                return (update.ResourceId, update.Snapshot);
+            }
+        }
+        throw new OperationCanceledException(cancellationToken);
+    }
+
+    /// <summary>
+    /// Which resource held the start up, and in what state ("a task was canceled" alone explains nothing), then what
+    /// each instance that was not healthy wrote: its error lines first (an exception at start scrolls out of the last
+    /// lines behind the shutdown it causes), then its last lines. A replicated project has no state under its own name,
+    /// so each replica is named (catalog-xk2q…).
+    /// </summary>
+    private static async Task<string> StartReportAsync(DistributedApplication app)
+    {
+        var instances = await InstanceStatesAsync(app);
+        var snapshots = Resources.SelectMany(name => instances.Where(i => i.Name == name).Select(i => (Name: i.Id, Snapshot: (CustomResourceSnapshot?)i.Snapshot))
+            .DefaultIfEmpty((Name: name, Snapshot: app.ResourceNotifications.TryGetCurrentState(name, out var state) ? state.Snapshot : null))).ToList();
+        var states = string.Join("; ", snapshots.Select(r => r.Snapshot is { } snapshot
+            ? $"{r.Name}: {snapshot.State?.Text}{(snapshot.ExitCode is { } code ? $" (exit code {code})" : "")} {snapshot.HealthStatus} {string.Join(" ", snapshot.HealthReports.Where(h => h.Status != HealthStatus.Healthy).Select(h => $"[{h.Name}: {h.Description ?? h.ExceptionText}]"))}"
+            : $"{r.Name}: unknown"));
+        var logs = new List<string>();
+        foreach (var (name, _) in snapshots.Where(r => r.Snapshot?.HealthStatus != HealthStatus.Healthy))
+        {
+            var lines = (await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+                app.Services.GetRequiredService<ResourceLoggerService>(), name, 400, CancellationToken.None)).Select(Plain).ToList();
+            // A level mark stands on a line of its own, with the message on the next.
+            var errors = lines.Select((line, i) => (line, i)).Where(l => IsErrorLine(l.line))
+                .SelectMany(l => lines.Skip(l.i).Take(l.line.Contains("Unhandled exception", StringComparison.Ordinal) ? 1 : 2)).Distinct().Take(16).ToList();
+            logs.Add($"--- {name}'s errors{(errors.Count > 0 ? ":\n" + string.Join("\n", errors) : ": none")}\n--- last lines of {name}:\n" +
+                (lines.Count == 0 ? "(nothing)" : string.Join("\n", lines.TakeLast(30))));
+        }
+        return $"{states}\n{string.Join("\n", logs)}";
+    }
+
+    // The console logger's level marks ("fail:", "crit:") and the runtime's report of an exception that ended the process.
+    private static bool IsErrorLine(string line) =>
+        line.Contains("fail: ", StringComparison.Ordinal) || line.Contains("crit: ", StringComparison.Ordinal)
+        || line.Contains("Unhandled exception", StringComparison.Ordinal);
+
+    private static string Plain(string line) => AnsiEscape().Replace(line, "");
+
+    [GeneratedRegex(@"\x1b\[[0-9;]*m")]
+    private static partial Regex AnsiEscape();
+
+    // The latest state of every resource instance: watching replays each one's current state first, then waits for
+    // changes, so a short watch is enough.
+    private static async Task<List<(string Name, string Id, CustomResourceSnapshot Snapshot)>> InstanceStatesAsync(DistributedApplication app)
+    {
+        var latest = new Dictionary<string, (string Name, string Id, CustomResourceSnapshot Snapshot)>(StringComparer.Ordinal);
+        using var replayed = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await foreach (var update in app.ResourceNotifications.WatchAsync(replayed.Token))
+            {
+                latest[update.ResourceId] = (update.Resource.Name, update.ResourceId, update.Snapshot);
+            }
+        }
+        catch (OperationCanceledException) when (replayed.IsCancellationRequested)
+        {
+        }
+        return [.. latest.Values.OrderBy(i => i.Id, StringComparer.Ordinal)];
+    }
+
+    /// <summary>The last lines a resource logged (its console).</summary>
+    private static async Task<string> RecentLogAsync(DistributedApplication app, string resource, int lines)
+    {
+        var collected = await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+            app.Services.GetRequiredService<ResourceLoggerService>(), resource, lines, CancellationToken.None);
+        return collected.Count == 0 ? "(nothing)" : string.Join("\n", collected);
+    }
+}
