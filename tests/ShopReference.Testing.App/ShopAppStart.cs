@@ -73,19 +73,32 @@ public sealed partial class ShopApp
         {
             var lines = (await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
                 app.Services.GetRequiredService<ResourceLoggerService>(), name, 400, CancellationToken.None)).Select(Plain).ToList();
-            // A level mark stands on a line of its own, with the message on the next.
-            var errors = lines.Select((line, i) => (line, i)).Where(l => IsErrorLine(l.line))
-                .SelectMany(l => lines.Skip(l.i).Take(l.line.Contains("Unhandled exception", StringComparison.Ordinal) ? 1 : 2)).Distinct().Take(16).ToList();
+            var errors = ErrorLines(lines);
             logs.Add($"--- {name}'s errors{(errors.Count > 0 ? ":\n" + string.Join("\n", errors) : ": none")}\n--- last lines of {name}:\n" +
                 (lines.Count == 0 ? "(nothing)" : string.Join("\n", lines.TakeLast(30))));
         }
         return $"{states}\n{string.Join("\n", logs)}";
     }
 
-    // The console logger's level marks ("fail:", "crit:") and the runtime's report of an exception that ended the process.
-    private static bool IsErrorLine(string line) =>
-        line.Contains("fail: ", StringComparison.Ordinal) || line.Contains("crit: ", StringComparison.Ordinal)
-        || line.Contains("Unhandled exception", StringComparison.Ordinal);
+    // The runtime's report of an exception that ended the process, and the console logger's error level marks ("fail:",
+    // "crit:"), each with the line after it: a mark stands on a line of its own, with the message on the next.
+    private static List<string> ErrorLines(IReadOnlyList<string> lines)
+    {
+        var picked = new SortedSet<int>();
+        for (var i = 0; i < lines.Count; i++)
+        {
+            if (lines[i].Contains("Unhandled exception", StringComparison.Ordinal))
+            {
+                picked.Add(i);
+            }
+            else if (lines[i].Contains("fail: ", StringComparison.Ordinal) || lines[i].Contains("crit: ", StringComparison.Ordinal))
+            {
+                picked.Add(i);
+                picked.Add(Math.Min(i + 1, lines.Count - 1));
+            }
+        }
+        return [.. picked.Take(16).Select(i => lines[i])];
+    }
 
     private static string Plain(string line) => AnsiEscape().Replace(line, "");
 
