@@ -6,8 +6,8 @@ namespace ShopReference.Bench;
 /// <summary>
 /// <c>dotnet run --project bench -- shoppers --gateway http://localhost:5000 --key K [--shoppers 24] [--seconds 60]
 /// [--admin-key A]</c>: the dashboard's <em>Simulate shoppers</em> from a console, against an app that runs already
-/// (no servers of its own). <c>K</c> is the <c>dashboard-shoppers</c> client's key: the <c>ratelimit-demo-key</c>
-/// parameter followed by <c>-shoppers</c>; <c>A</c>, the <c>catalog-admin-key</c>, adds the price changes. Without the
+/// (no servers of its own). <c>K</c> is the <c>dashboard-shoppers</c> client's key: the <c>shoppers-key</c>
+/// parameter; <c>A</c>, the <c>catalog-admin-key</c>, adds the price changes. Without the
 /// catalog's operator route it leaves out the hot-key expiries; Ctrl+C stops it early.
 /// </summary>
 public static class LiveShoppers
@@ -18,7 +18,7 @@ public static class LiveShoppers
     {
         if (option("--gateway") is not { } gateway || option("--key") is not { } key)
         {
-            Console.Error.WriteLine("usage: dotnet run --project bench -- shoppers --gateway http://localhost:5000 --key <ratelimit-demo-key>-shoppers [--shoppers 24] [--seconds 60] [--admin-key <catalog-admin-key>]");
+            Console.Error.WriteLine("usage: dotnet run --project bench -- shoppers --gateway http://localhost:5000 --key <shoppers-key> [--shoppers 24] [--seconds 60] [--admin-key <catalog-admin-key>]");
             return 2;
         }
         var simulation = new ShopperSimulation(new SimulationOptions

@@ -29,7 +29,7 @@ public static class CatalogCommands
                 return CommandResults.Failure($"The catalog refused the eviction: {refused}.");
             }
 
-            var key = ShopAuth.StampedeKey(await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "");
+            var key = await auth.StampedeKey.GetValueAsync(context.CancellationToken) ?? "";
             using var http = new HttpClient { BaseAddress = new Uri(gateway.GetEndpoint("http").Url) };
             if (await GatewayQuota.LeftAsync(http, key, context.CancellationToken) is { } quota && quota.Remaining < Burst)
             {

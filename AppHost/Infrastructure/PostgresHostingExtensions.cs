@@ -30,6 +30,9 @@ public static class PostgresHostingExtensions
     /// </summary>
     public const string DefaultMaxSlotWalKeepSize = "1GB";
 
+    /// <summary>The image Containers mode runs (<c>Infrastructure:Postgres:Image</c>): PostgreSQL 18's, whose data lives under <c>/var/lib/postgresql</c>.</summary>
+    public const string DefaultImage = "docker.io/library/postgres:18.3";
+
     public static ShopDatabases AddShopPostgres(this IDistributedApplicationBuilder builder, string name, InfrastructureMode mode, int? port)
     {
         var walCap = builder.Configuration["Infrastructure:Postgres:MaxSlotWalKeepSize"] ?? DefaultMaxSlotWalKeepSize;
@@ -47,14 +50,17 @@ public static class PostgresHostingExtensions
         }
         else
         {
+            var image = ContainerImage.From(builder.Configuration, "Postgres", DefaultImage);
             var container = builder.AddPostgres(name, password: builder.CreateResourceBuilder(password), port: port)
+                .WithImage(image.Name, image.Tag)
+                .WithImageRegistry(image.Registry)
                 .WithArgs("-c", "wal_level=logical", "-c", $"max_slot_wal_keep_size={walCap}")
                 .WithStartupDiagnosis(dataDirectory: null);
             if (builder.ExecutionContext.IsRunMode)
             {
                 // Not when deploying: on Azure Container Apps a volume is an SMB share on which initdb cannot set the
                 // ownership and modes PostgreSQL demands (microsoft/aspire#6671). docs/deploy.md says what to use instead.
-                container.WithDataVolume();
+                container.WithDataVolume(ContainerVolumes.DataVolume(container));
             }
             (server, endpoint) = (Erase(container), container.Resource.PrimaryEndpoint);
         }

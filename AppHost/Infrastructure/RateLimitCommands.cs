@@ -14,11 +14,20 @@ public static class RateLimitCommands
 {
     /// <summary>
     /// <c>Gateway:TrustedProxies</c> (addresses or CIDR networks) becomes the gateway's <c>RateLimiting:TrustedProxies</c>:
-    /// the proxies whose <c>X-Forwarded-For</c>/<c>-Proto</c> it believes (an ingress in front of it, or a test).
+    /// the proxies whose <c>X-Forwarded-For</c>/<c>-Proto</c> it believes (an ingress in front of it, or a test). A
+    /// deployment always has an ingress, and without it every visitor would share the ingress's address and quotas, so
+    /// publish mode asks for it as the required parameter <c>gateway-trusted-proxies</c> unless it is configured.
     /// </summary>
     public static IResourceBuilder<ProjectResource> WithTrustedProxies(this IResourceBuilder<ProjectResource> gateway, Microsoft.Extensions.Configuration.IConfiguration configuration)
     {
         var proxies = configuration.GetSection("Gateway:TrustedProxies").GetChildren().Select(c => c.Value).OfType<string>().ToArray();
+        if (proxies.Length == 0 && gateway.ApplicationBuilder.ExecutionContext.IsPublishMode)
+        {
+            var ingress = gateway.ApplicationBuilder.AddParameter("gateway-trusted-proxies")
+                .WithDescription("The ingress in front of the gateway, whose X-Forwarded-For it believes: addresses or CIDR networks, " +
+                    "comma-separated (Azure Container Apps: the environment's infrastructure subnet, docs/deploy.md).");
+            return gateway.WithEnvironment("RateLimiting__TrustedProxies__0", ingress);
+        }
         for (var i = 0; i < proxies.Length; i++)
         {
             gateway.WithEnvironment($"RateLimiting__TrustedProxies__{i}", proxies[i]);

@@ -1,6 +1,5 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
@@ -8,8 +7,9 @@ namespace ShopReference.AppHost.Infrastructure;
 
 /// <summary>
 /// The app's credentials as AppHost secret parameters (docs/security.md): the token signing key every service
-/// validates with, and the keys of the API clients the gateway knows. Only SHA-256 digests of the keys reach the
-/// gateway. The dashboard commands use these clients exactly as a user would: they ask the gateway for a token.
+/// validates with, and one independent key per API client the gateway knows, in every mode (run and deployed). The
+/// gateway keeps only SHA-256 digests of the keys once it has started. The dashboard commands use these clients
+/// exactly as a user would: they ask the gateway for a token.
 /// </summary>
 public sealed class ShopAuth
 {
@@ -17,19 +17,32 @@ public sealed class ShopAuth
     {
         SigningKey = builder.AddPasswordParameter("auth-signing-key",
             "HMAC-SHA256 key of the tokens the gateway issues and every service validates.", length: 64);
-        DemoKey = builder.AddPasswordParameter("ratelimit-demo-key",
-            "Key of the demo API client 'dashboard' (partner reads; the traffic commands use it).", length: 32);
-        OperatorKey = builder.AddPasswordParameter("operator-key",
-            "Key of the API client 'operator' (permission operator: /admin routes). Exchange it at POST /api/auth/token.", length: 32);
-        CatalogAdminKey = builder.AddPasswordParameter("catalog-admin-key",
-            "Key of the API client 'catalog-admin' (permission catalog.write). Exchange it at POST /api/auth/token.", length: 32);
+        DemoKey = AddClient(builder, "dashboard", "ratelimit-demo-key", "partner reads; the burst command uses it");
+        StampedeKey = AddClient(builder, "dashboard-stampede", "ratelimit-stampede-key", "partner reads; the stampede command uses it");
+        ShoppersKey = AddClient(builder, "dashboard-shoppers", "shoppers-key", "speaks for simulated shoppers", "shoppers");
+        OperatorKey = AddClient(builder, "operator", "operator-key", "/admin routes", "operator");
+        CatalogAdminKey = AddClient(builder, "catalog-admin", "catalog-admin-key", "product writes", "catalog.write");
     }
+
+    /// <summary>One API client of the gateway: its name, its key parameter and the permissions its tokens carry.</summary>
+    public sealed record Client(string Name, ParameterResource Key, string[] Permissions);
+
+    private readonly List<Client> _clients = [];
+
+    /// <summary>Every API client, each with a key of its own (none derived from another).</summary>
+    public IReadOnlyList<Client> Clients => _clients;
 
     /// <summary>HMAC-SHA256 key of every token (issued by the gateway, validated by every service).</summary>
     public ParameterResource SigningKey { get; }
 
     /// <summary>Key of the demo API client <c>dashboard</c> (partner reads, no permission), used by the traffic commands.</summary>
     public ParameterResource DemoKey { get; }
+
+    /// <summary>Key of the client <c>dashboard-stampede</c> (partner reads), used by the stampede command.</summary>
+    public ParameterResource StampedeKey { get; }
+
+    /// <summary>Key of the shopper simulation's client <c>dashboard-shoppers</c> (permission <c>shoppers</c>).</summary>
+    public ParameterResource ShoppersKey { get; }
 
     /// <summary>Key of the client <c>operator</c> (permission <c>operator</c>).</summary>
     public ParameterResource OperatorKey { get; }
@@ -39,11 +52,14 @@ public sealed class ShopAuth
 
     public static ShopAuth AddShopAuth(IDistributedApplicationBuilder builder) => new(builder);
 
-    /// <summary>The key of the second demo client (<c>dashboard-stampede</c>), derived from the demo key.</summary>
-    public static string StampedeKey(string demoKey) => demoKey + "-stampede";
-
-    /// <summary>The key of the shopper simulation's client (<c>dashboard-shoppers</c>, permission <c>shoppers</c>), derived from the demo key.</summary>
-    public static string ShoppersKey(string demoKey) => demoKey + "-shoppers";
+    private ParameterResource AddClient(IDistributedApplicationBuilder builder, string name, string parameter, string purpose, params string[] permissions)
+    {
+        var key = builder.AddPasswordParameter(parameter,
+            $"Key of the API client '{name}' ({purpose}; permissions: {(permissions.Length == 0 ? "none" : string.Join(", ", permissions))}). Exchange it at POST /api/auth/token.",
+            length: 32);
+        _clients.Add(new(name, key, permissions));
+        return key;
+    }
 
     /// <summary>
     /// Lets a service validate tokens. Aspire turns on ASP.NET Core's forwarded-headers handling in publish mode, which
@@ -54,23 +70,22 @@ public sealed class ShopAuth
         project.WithEnvironment("Auth__SigningKey", SigningKey)
             .WithEnvironment("ASPNETCORE_FORWARDEDHEADERS_ENABLED", "false");
 
-    /// <summary>Makes the gateway the issuer, with the five clients. A deployment configures its own clients instead.</summary>
+    /// <summary>
+    /// Makes the gateway the issuer, with every client, in run mode and in a deployment alike (a deployment's keys are
+    /// its own secret parameters). The gateway hashes each key at start and keeps only the digest.
+    /// </summary>
     public IResourceBuilder<ProjectResource> IssueTokens(IResourceBuilder<ProjectResource> gateway)
     {
         ValidateTokens(gateway);
-        if (!gateway.ApplicationBuilder.ExecutionContext.IsRunMode)
+        foreach (var client in _clients)
         {
-            return gateway;
+            gateway.WithEnvironment($"Clients__{client.Name}__Key", client.Key);
+            for (var i = 0; i < client.Permissions.Length; i++)
+            {
+                gateway.WithEnvironment($"Clients__{client.Name}__Permissions__{i}", client.Permissions[i]);
+            }
         }
-        return gateway.WithEnvironment(async context =>
-        {
-            var demo = await DemoKey.GetValueAsync(context.CancellationToken) ?? "";
-            Client(context, "dashboard", demo);
-            Client(context, "dashboard-stampede", StampedeKey(demo));
-            Client(context, "dashboard-shoppers", ShoppersKey(demo), "shoppers");
-            Client(context, "operator", await OperatorKey.GetValueAsync(context.CancellationToken) ?? "", "operator");
-            Client(context, "catalog-admin", await CatalogAdminKey.GetValueAsync(context.CancellationToken) ?? "", "catalog.write");
-        });
+        return gateway;
     }
 
     /// <summary>An access token for <paramref name="client"/>, from the gateway's token endpoint (OAuth client credentials).</summary>
@@ -95,13 +110,4 @@ public sealed class ShopAuth
     /// <summary>An operator's token, for the commands that call <c>/admin</c> routes.</summary>
     public async Task<string> OperatorTokenAsync(IResourceBuilder<ProjectResource> gateway, CancellationToken cancellationToken) =>
         await TokenAsync(new Uri(gateway.GetEndpoint("http").Url), "operator", await OperatorKey.GetValueAsync(cancellationToken) ?? "", cancellationToken);
-
-    private static void Client(EnvironmentCallbackContext context, string name, string key, params string[] permissions)
-    {
-        context.EnvironmentVariables[$"Clients__{name}__KeySha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-        for (var i = 0; i < permissions.Length; i++)
-        {
-            context.EnvironmentVariables[$"Clients__{name}__Permissions__{i}"] = permissions[i];
-        }
-    }
 }

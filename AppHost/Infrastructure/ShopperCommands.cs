@@ -38,13 +38,12 @@ public static class ShopperCommands
             {
                 return CommandResults.Failure($"Shoppers: 1 to {ShopperSimulation.MaxKeyedShoppers}; seconds: 1 to {MaxSeconds}.");
             }
-            var demoKey = await auth.DemoKey.GetValueAsync(context.CancellationToken) ?? "";
             var simulation = new ShopperSimulation(new SimulationOptions
             {
                 Gateway = new Uri(gateway.GetEndpoint("http").Url),
                 Shoppers = shoppers,
                 Duration = TimeSpan.FromSeconds(seconds),
-                ShopperKey = ShopAuth.ShoppersKey(demoKey),
+                ShopperKey = await auth.ShoppersKey.GetValueAsync(context.CancellationToken) ?? "",
                 CatalogAdminKey = await auth.CatalogAdminKey.GetValueAsync(context.CancellationToken),
                 ExpireProduct = async (product, ct) => await CatalogCommands.EvictAsync(catalog, gateway, auth, product, ct),
                 // A person reads a page in about a second: each shopper stays inside the anonymous read quota (100 a

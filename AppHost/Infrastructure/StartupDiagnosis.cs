@@ -30,6 +30,7 @@ public static class StartupDiagnosis
         if (!server.ApplicationBuilder.Services.Any(d => d.ServiceType == typeof(Watcher)))
         {
             server.ApplicationBuilder.Services.AddSingleton<Watcher>();
+            server.ApplicationBuilder.Services.AddSingleton<Reporter>();
             // Not a hosted service: the host starts those one after another, and the orchestrator's start does not end
             // while a resource waits on a server that never became healthy, so a watcher after it would never run.
             server.ApplicationBuilder.Eventing.Subscribe<BeforeStartEvent>((started, cancellationToken) =>
@@ -81,81 +82,49 @@ public static class StartupDiagnosis
         public bool Reported { get; set; }
     }
 
-    private sealed class Watcher(
-        ResourceNotificationService notifications, ResourceLoggerService logs, DistributedApplicationModel model, ILogger<Watcher> logger)
+    /// <summary>
+    /// Shows a server's start-up failure where a user looks: the cause and the fix as a property of the server, and on
+    /// every resource that waits for it what it waits for. A server that is up but cannot serve (a cluster that cannot
+    /// form) is reported here by its health check; one that exits, by the watcher below.
+    /// </summary>
+    public sealed class Reporter(ResourceNotificationService notifications, ResourceLoggerService logs, DistributedApplicationModel model, ILogger<Reporter> logger)
     {
         // Each instance's id as the orchestrator reports it (a project with replicas has one per replica).
-        private readonly Dictionary<string, IResource> _instances = new(StringComparer.Ordinal);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IResource> _instances = new(StringComparer.Ordinal);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<IResource, string> _reported = new();
+
+        internal void Track(ResourceEvent update) => _instances.TryAdd(update.ResourceId, update.Resource);
+
+        /// <summary>A new start: the next failure is reported even when its advice is the last one's.</summary>
+        internal void Restarting(IResource server) => _reported.TryRemove(server, out _);
 
         private IEnumerable<string> InstancesOf(IResource resource) =>
             _instances.Where(i => i.Value == resource).Select(i => i.Key).ToList();
 
-        public async Task WatchAsync(CancellationToken stoppingToken)
+        /// <summary>Marks <paramref name="server"/> failed with <paramref name="advice"/> (once per distinct advice), and its dependants waiting.</summary>
+        public async Task ReportAsync(IResource server, string advice, CancellationToken cancellationToken, string? instance = null, ResourceStateSnapshot? state = null)
         {
-            await Task.Yield(); // off the start-up path
-            try
+            if (_reported.TryGetValue(server, out var shown) && shown == advice)
             {
-                await foreach (var update in notifications.WatchAsync(stoppingToken))
+                return;
+            }
+            _reported[server] = advice;
+            var name = server.Name;
+            logger.LogError("{Resource} failed to start. {Advice}", name, advice);
+            logs.GetLogger(server).LogError("Failed to start. {Advice}", advice);
+            foreach (var id in instance is null ? InstancesOf(server) : [instance])
+            {
+                await notifications.PublishUpdateAsync(server, id, snapshot => snapshot with
                 {
-                    _instances.TryAdd(update.ResourceId, update.Resource);
-                    if (!update.Resource.TryGetLastAnnotation<DiagnosedAnnotation>(out var diagnosed))
-                    {
-                        continue;
-                    }
-                    var state = update.Snapshot.State?.Text;
-                    if (state == KnownResourceStates.Starting)
-                    {
-                        (diagnosed.HealthySinceStart, diagnosed.Reported) = (false, false);
-                    }
-                    else if (state == KnownResourceStates.Running && update.Snapshot.HealthStatus == HealthStatus.Healthy && !diagnosed.HealthySinceStart)
-                    {
-                        diagnosed.HealthySinceStart = true;
-                        if (diagnosed.Reported || update.Snapshot.Properties.Any(p => p.Name == FailureProperty))
-                        {
-                            diagnosed.Reported = false;
-                            await ClearAsync(update.Resource);
-                        }
-                    }
-                    else if (FailedBeforeHealthy(update.Snapshot, diagnosed))
-                    {
-                        diagnosed.Reported = true;
-                        await ReportAsync(update, diagnosed, stoppingToken);
-                    }
-                }
+                    State = state ?? snapshot.State,
+                    Properties = With(snapshot.Properties, FailureProperty, advice),
+                });
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            foreach (var dependant in WaitingOn(server))
             {
-            }
-            catch (Exception ex)
-            {
-                logger.LogError(ex, "Start-up failures are no longer explained: the watcher stopped.");
-            }
-        }
-
-        // Exited with an error (a stop asked for by the user or the AppHost exits 0), or never launched at all.
-        private static bool FailedBeforeHealthy(CustomResourceSnapshot snapshot, DiagnosedAnnotation diagnosed) =>
-            !diagnosed.HealthySinceStart && !diagnosed.Reported
-            && (snapshot.State?.Text == KnownResourceStates.FailedToStart
-                || (KnownResourceStates.TerminalStates.Contains(snapshot.State?.Text) && snapshot.ExitCode is not null and not 0));
-
-        private async Task ReportAsync(ResourceEvent update, DiagnosedAnnotation diagnosed, CancellationToken cancellationToken)
-        {
-            var lines = await ResourceLogs.LastLinesAsync(logs, update.ResourceId, 40, cancellationToken);
-            var advice = Explain(lines, diagnosed.DataDirectory)
-                ?? $"It exited with code {update.Snapshot.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"}; its console log says why. See docs/troubleshooting.md.";
-            var name = update.Resource.Name;
-            logger.LogError("{Resource} failed to start. {Advice}\nIts last lines:\n{Lines}", name, advice, string.Join("\n", lines.TakeLast(10)));
-            logs.GetLogger(update.Resource).LogError("Failed to start. {Advice}", advice);
-            await notifications.PublishUpdateAsync(update.Resource, update.ResourceId, snapshot => snapshot with
-            {
-                State = new ResourceStateSnapshot(KnownResourceStates.FailedToStart, KnownResourceStateStyles.Error),
-                Properties = With(snapshot.Properties, FailureProperty, advice),
-            });
-            foreach (var dependant in WaitingOn(update.Resource))
-            {
-                foreach (var instance in InstancesOf(dependant)) // each replica of a project is a resource of its own
+                foreach (var id in InstancesOf(dependant)) // each replica of a project is a resource of its own
                 {
-                    await notifications.PublishUpdateAsync(dependant, instance, snapshot => snapshot with
+                    await notifications.PublishUpdateAsync(dependant, id, snapshot => snapshot with
                     {
                         Properties = With(snapshot.Properties, WaitingProperty, $"{name}, which failed to start: {advice}"),
                     });
@@ -163,8 +132,9 @@ public static class StartupDiagnosis
             }
         }
 
-        private async Task ClearAsync(IResource server)
+        internal async Task ClearAsync(IResource server)
         {
+            _reported.TryRemove(server, out _);
             foreach (var resource in WaitingOn(server).Prepend(server))
             {
                 foreach (var instance in InstancesOf(resource))
@@ -186,5 +156,61 @@ public static class StartupDiagnosis
         private static ImmutableArray<ResourcePropertySnapshot> With(ImmutableArray<ResourcePropertySnapshot> properties, string name, string value) =>
             [.. properties.Where(p => p.Name != name), new ResourcePropertySnapshot(name, value) { IsHighlighted = true }];
     }
-}
 
+    private sealed class Watcher(Reporter reporter, ResourceLoggerService logs, ILogger<Watcher> logger, ResourceNotificationService notifications)
+    {
+        public async Task WatchAsync(CancellationToken stoppingToken)
+        {
+            await Task.Yield(); // off the start-up path
+            try
+            {
+                await foreach (var update in notifications.WatchAsync(stoppingToken))
+                {
+                    reporter.Track(update);
+                    if (!update.Resource.TryGetLastAnnotation<DiagnosedAnnotation>(out var diagnosed))
+                    {
+                        continue;
+                    }
+                    var state = update.Snapshot.State?.Text;
+                    if (state == KnownResourceStates.Starting)
+                    {
+                        (diagnosed.HealthySinceStart, diagnosed.Reported) = (false, false);
+                        reporter.Restarting(update.Resource);
+                    }
+                    else if (state == KnownResourceStates.Running && update.Snapshot.HealthStatus == HealthStatus.Healthy && !diagnosed.HealthySinceStart)
+                    {
+                        diagnosed.HealthySinceStart = true;
+                        if (diagnosed.Reported || update.Snapshot.Properties.Any(p => p.Name == FailureProperty))
+                        {
+                            diagnosed.Reported = false;
+                            await reporter.ClearAsync(update.Resource);
+                        }
+                    }
+                    else if (FailedBeforeHealthy(update.Snapshot, diagnosed))
+                    {
+                        diagnosed.Reported = true;
+                        var lines = await ResourceLogs.LastLinesAsync(logs, update.ResourceId, 40, stoppingToken);
+                        var advice = Explain(lines, diagnosed.DataDirectory)
+                            ?? $"It exited with code {update.Snapshot.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"}; its console log says why. See docs/troubleshooting.md.";
+                        logger.LogError("{Resource}'s last lines:\n{Lines}", update.Resource.Name, string.Join("\n", lines.TakeLast(10)));
+                        await reporter.ReportAsync(update.Resource, advice, stoppingToken, update.ResourceId,
+                            new ResourceStateSnapshot(KnownResourceStates.FailedToStart, KnownResourceStateStyles.Error));
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Start-up failures are no longer explained: the watcher stopped.");
+            }
+        }
+
+        // Exited with an error (a stop asked for by the user or the AppHost exits 0), or never launched at all.
+        private static bool FailedBeforeHealthy(CustomResourceSnapshot snapshot, DiagnosedAnnotation diagnosed) =>
+            !diagnosed.HealthySinceStart && !diagnosed.Reported
+            && (snapshot.State?.Text == KnownResourceStates.FailedToStart
+                || (KnownResourceStates.TerminalStates.Contains(snapshot.State?.Text) && snapshot.ExitCode is not null and not 0));
+    }
+}

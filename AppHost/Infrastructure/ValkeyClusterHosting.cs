@@ -9,6 +9,9 @@ namespace ShopReference.AppHost.Infrastructure;
 /// Local mode with <c>Infrastructure:Valkey:Topology=Cluster</c>: one process per node, each with its own data folder,
 /// the same passwords, ACL users and memory limit as the single server, and cluster mode on. The first node is the
 /// <c>valkey</c> resource and listens on the Valkey port, so <c>redis-cli -c -p 6380</c> reaches the cluster.
+/// The nodes keep their data in a folder of their own (<c>valkey-cluster/</c> beside the single server's <c>valkey/</c>):
+/// a node started on a single server's data would claim the slots of the keys it loads and the cluster could not form,
+/// so switching the topology back and forth on one data folder finds each topology's own data again.
 /// </summary>
 public static partial class ValkeyHostingExtensions
 {
@@ -17,18 +20,21 @@ public static partial class ValkeyHostingExtensions
     {
         var server = ServerBinaries.FindValkeyServer()
             ?? throw new DistributedApplicationException($"Local mode needs valkey-server or redis-server on PATH. {ServerBinaries.InstallHint}");
-        var nodes = NodePorts(LocalDataDirectory.For(builder, name), topology, port);
+        var clusterDirectory = LocalDataDirectory.For(builder, $"{name}-cluster");
+        var nodes = NodePorts(clusterDirectory, topology, port);
         var first = new LocalValkeyClusterResource(name, server, builder.AppHostDirectory, password, nodes);
-        var formation = new ClusterFormation(nodes, password, topology.Shards);
+        var nodeNames = Enumerable.Range(0, nodes.Count).Select(i => i == 0 ? name : $"{name}-{i}").ToList();
+        var formation = new ClusterFormation(nodes, password, topology.Shards,
+            port => nodes.Select((n, i) => (n.Port, i)).First(n => n.Port == port) is var (_, i) ? (nodeNames[i], Path.Combine(clusterDirectory, nodeNames[i])) : default);
 
         var resources = new List<(IResource Resource, int Port)>();
         for (var i = 0; i < nodes.Count; i++)
         {
             var node = nodes[i];
-            var nodeName = i == 0 ? name : $"{name}-{i}";
+            var nodeName = nodeNames[i];
             var resource = i == 0 ? (ExecutableResource)first : new LocalValkeyNodeResource(nodeName, server, builder.AppHostDirectory, first);
             resources.Add((resource, node.Port));
-            var dataDirectory = LocalDataDirectory.For(builder, nodeName);
+            var dataDirectory = Path.Combine(clusterDirectory, nodeName);
             // Not proxied: the cluster tells clients each node's own address (MOVED), so nothing may stand in between.
             builder.AddResource(resource)
                 .WithEndpoint(port: node.Port, targetPort: node.Port, name: "tcp", scheme: "tcp", isProxied: false)
@@ -56,7 +62,7 @@ public static partial class ValkeyHostingExtensions
         // services' WaitFor(valkey) holds them until then.
         var key = $"{name}_cluster";
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(key,
-            _ => new DelegateHealthCheck(formation.IsReadyAsync), failureStatus: default, tags: default));
+            services => formation.WithDiagnosis(services, first), failureStatus: default, tags: default));
         return builder.CreateResourceBuilder<IValkeyResource>(first).WithHealthCheck(key);
     }
 
@@ -117,13 +123,28 @@ public static partial class ValkeyHostingExtensions
         return nodes;
     }
 
-    /// <summary>Forms the cluster once, when every node first answers; a failed attempt is retried by the next check.</summary>
-    private sealed class ClusterFormation(IReadOnlyList<ValkeyNodePorts> nodes, ParameterResource password, int shards)
+    /// <summary>
+    /// Forms the cluster once, when every node first answers; a failed attempt is retried by the next check. Its health
+    /// report says what it waits on (a node that does not answer, formation under way) or why formation failed and
+    /// what to do; a refusal is also shown on the resource and on every resource that waits for it.
+    /// </summary>
+    private sealed class ClusterFormation(IReadOnlyList<ValkeyNodePorts> nodes, ParameterResource password, int shards,
+        Func<int, (string Name, string DataDirectory)> nodeOfPort) : IHealthCheck
     {
         private readonly Lock _gate = new();
         private Task? _forming;
+        private volatile string _stage = "Forming the cluster.";
+        private StartupDiagnosis.Reporter? _reporter;
+        private IResource? _resource;
 
-        public async Task<bool> IsReadyAsync(CancellationToken cancellationToken)
+        public ClusterFormation WithDiagnosis(IServiceProvider services, IResource resource)
+        {
+            _reporter ??= services.GetService<StartupDiagnosis.Reporter>();
+            _resource = resource;
+            return this;
+        }
+
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
             var secret = await password.GetValueAsync(cancellationToken) ?? "";
             Task? forming;
@@ -137,18 +158,19 @@ public static partial class ValkeyHostingExtensions
                 {
                     if (!await RespProbe.PingAsync("127.0.0.1", node.Port, secret, cancellationToken))
                     {
-                        return false;
+                        return HealthCheckResult.Unhealthy($"Waiting for {nodeOfPort(node.Port).Name} (127.0.0.1:{node.Port}) to answer PING.");
                     }
                 }
                 lock (_gate)
                 {
                     // Not tied to this check's token: forming takes longer than one health check may.
-                    forming = _forming ??= ValkeyClusterFormation.FormAsync(nodes, secret, shards, TimeSpan.FromMinutes(2), CancellationToken.None);
+                    forming = _forming ??= ValkeyClusterFormation.FormAsync(nodes, secret, shards, TimeSpan.FromMinutes(2), CancellationToken.None,
+                        new Progress<string>(stage => _stage = stage));
                 }
             }
             if (!forming.IsCompleted)
             {
-                return false;
+                return HealthCheckResult.Unhealthy(_stage);
             }
             if (!forming.IsCompletedSuccessfully)
             {
@@ -156,9 +178,20 @@ public static partial class ValkeyHostingExtensions
                 {
                     _forming = null;
                 }
-                await forming; // the health report shows why
+                var reason = forming.Exception!.InnerException!;
+                var advice = reason is ValkeyClusterFormationException refused && nodeOfPort(refused.Port) is var (node, folder)
+                    ? $"{reason.Message} It is {node}, whose data folder is {folder}: delete that folder (cached, rebuildable data) " +
+                      "and start again, or start with the topology that wrote it."
+                    : $"{reason.Message} The nodes' console logs say why; docs/troubleshooting.md lists the usual causes.";
+                if (_reporter is not null && _resource is not null)
+                {
+                    await _reporter.ReportAsync(_resource, advice, cancellationToken);
+                }
+                return HealthCheckResult.Unhealthy(advice, reason);
             }
-            return await RespProbe.PingAsync("127.0.0.1", nodes[0].Port, secret, cancellationToken);
+            return await RespProbe.PingAsync("127.0.0.1", nodes[0].Port, secret, cancellationToken)
+                ? HealthCheckResult.Healthy()
+                : HealthCheckResult.Unhealthy($"{nodeOfPort(nodes[0].Port).Name} (127.0.0.1:{nodes[0].Port}) does not answer PING.");
         }
     }
 }

@@ -14,8 +14,8 @@ namespace ShopReference.AppHost.Infrastructure;
 /// </summary>
 public static partial class ValkeyHostingExtensions
 {
-    public const string Image = "valkey/valkey";
-    public const string ImageTag = "9.0";
+    /// <summary>The image Containers mode runs (<c>Infrastructure:Valkey:Image</c>; the tests name a local stand-in).</summary>
+    public const string DefaultImage = "docker.io/valkey/valkey:9.0";
     private const int ValkeyPort = 6379;
 
     /// <summary>What a server may use before it refuses writes (<c>Parameters:valkey-maxmemory</c>).</summary>
@@ -34,12 +34,14 @@ public static partial class ValkeyHostingExtensions
         {
             return mode == InfrastructureMode.Local
                 ? builder.AddLocalValkeyCluster(name, password, port, settings, topology)
-                : throw new DistributedApplicationException(
-                    "Infrastructure:Valkey:Topology=Cluster runs in Local mode only so far (docs/cluster.md); use Standalone with containers.");
+                : builder.ExecutionContext.IsPublishMode
+                    ? throw new DistributedApplicationException(
+                        "Infrastructure:Valkey:Topology=Cluster is for dotnet run (Local or Containers mode); a deployment runs one Valkey (docs/cluster.md).")
+                    : builder.AddValkeyContainerCluster(name, password, port, settings, topology, ContainerImage.From(builder.Configuration, "Valkey", DefaultImage));
         }
         return mode == InfrastructureMode.Local
             ? builder.AddLocalValkey(name, password, port, settings)
-            : builder.AddValkeyContainer(name, password, port, settings);
+            : builder.AddValkeyContainer(name, password, port, settings, ContainerImage.From(builder.Configuration, "Valkey", DefaultImage));
     }
 
     /// <summary>Hands a project the connection string of its own ACL user, as <c>ConnectionStrings__valkey</c>.</summary>
@@ -50,22 +52,25 @@ public static partial class ValkeyHostingExtensions
             .WaitFor(valkey);
 
     private static IResourceBuilder<IValkeyResource> AddValkeyContainer(
-        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port, ValkeySettings settings)
+        this IDistributedApplicationBuilder builder, string name, ParameterResource password, int? port, ValkeySettings settings, ContainerImage image)
     {
         var valkey = builder.AddResource(new ValkeyContainerResource(name, password))
-            .WithImage(Image, ImageTag)
-            .WithImageRegistry("docker.io")
+            .WithImage(image.Name, image.Tag)
+            .WithImageRegistry(image.Registry)
             .WithEndpoint(port: port, targetPort: ValkeyPort, name: "tcp")
-            .WithVolume($"{name}-data", "/data")
             .WithEnvironment("VALKEY_PASSWORD", password)
             .WithEnvironment("VALKEY_SETTINGS", settings.Lines())
             .WithStartupDiagnosis(dataDirectory: null)
-            // The passwords go into a config file inside the container, not onto the server's command line.
+            // The passwords go into a config file only the server's user can read, not onto its command line; then the
+            // image's own entrypoint starts the server, which gives /data to the 'valkey' user and drops root.
             .WithEntrypoint("/bin/sh")
             .WithArgs("-c",
+                "umask 077 && " +
                 "printf 'requirepass \"%s\"\\n' \"$VALKEY_PASSWORD\" > /tmp/valkey.conf && " +
                 "printf '%s\\n' \"$VALKEY_SETTINGS\" >> /tmp/valkey.conf && " +
-                "exec valkey-server /tmp/valkey.conf --dir /data --appendonly yes --save 60 1000");
+                "chown valkey:valkey /tmp/valkey.conf && " +
+                "exec docker-entrypoint.sh valkey-server /tmp/valkey.conf --dir /data --appendonly yes --save 60 1000");
+        valkey.WithVolume(ContainerVolumes.DataVolume(valkey), "/data");
         return builder.CreateResourceBuilder<IValkeyResource>(valkey.Resource).WithValkeyHealthCheck();
     }
 

@@ -7,6 +7,9 @@ namespace ShopReference.LocalServers;
 /// primaries with an even share of the 16,384 slots each, the rest replicas of them in turn. What
 /// <c>valkey-cli --cluster create</c> does, from C#, so the AppHost, the tests and the benchmarks need no shell.
 /// Forming again over nodes that kept their <c>nodes.conf</c> (a second run on the same data folder) only waits.
+/// A node that has met no other node yet but already owns slots claimed them for keys it loaded from a run that was
+/// not this cluster (a single server's data folder): forming around it would leave slots nobody serves, so formation
+/// refuses at once and names the node (<see cref="ValkeyClusterFormationException"/>).
 /// </summary>
 /// <summary>A cluster node's client port and its cluster-bus port (gossip between nodes).</summary>
 public readonly record struct ValkeyNodePorts(int Port, int BusPort);
@@ -36,7 +39,9 @@ public static class ValkeyClusterFormation
     public static (int First, int Last) SlotRange(int shard, int shards) =>
         (shard * Slots / shards, (shard + 1) * Slots / shards - 1);
 
-    public static async Task FormAsync(IReadOnlyList<ValkeyNodePorts> ports, string password, int shards, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <param name="progress">Told each stage as it starts, for a health report that says what formation waits on.</param>
+    public static async Task FormAsync(IReadOnlyList<ValkeyNodePorts> ports, string password, int shards, TimeSpan timeout,
+        CancellationToken cancellationToken, IProgress<string>? progress = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(shards, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(ports.Count, shards);
@@ -53,8 +58,11 @@ public static class ValkeyClusterFormation
             }
             if (!await IsFormedAsync(clients, shards, ct))
             {
+                await RefuseForeignDataAsync(clients, ports, ct);
+                progress?.Report("Forming the cluster: meeting the nodes and assigning the slots.");
                 await MeetAndAssignAsync(clients, ports, shards, ct);
             }
+            progress?.Report("Forming the cluster: waiting until every node sees cluster_state:ok and every replica has synced.");
             await UntilAsync(() => IsFormedAsync(clients, shards, ct), ct);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -98,6 +106,22 @@ public static class ValkeyClusterFormation
             // A node can only follow a primary it has heard of through the gossip that MEET started.
             await UntilAsync(async () => (await client.TextAsync(ct, "CLUSTER", "NODES")).Contains(primaryId, StringComparison.Ordinal), ct);
             await client.SendAsync(ct, "CLUSTER", "REPLICATE", primaryId);
+        }
+    }
+
+    // A node alone (it knows only itself) that owns slots took them for the keys it loaded at start.
+    private static async Task RefuseForeignDataAsync(RespClient[] clients, IReadOnlyList<ValkeyNodePorts> ports, CancellationToken ct)
+    {
+        for (var i = 0; i < clients.Length; i++)
+        {
+            var info = await clients[i].TextAsync(ct, "CLUSTER", "INFO");
+            if (Field(info, "cluster_known_nodes") == "1" && Field(info, "cluster_slots_assigned") is not ("0" or null)
+                && await clients[i].SendAsync(ct, "DBSIZE") is long keys and > 0)
+            {
+                throw new ValkeyClusterFormationException(ports[i].Port,
+                    $"The node on port {ports[i].Port} is not part of this cluster but loaded {keys} keys at start, from data a " +
+                    "server that was not this cluster wrote (one Valkey?). A cluster cannot form around it.");
+            }
         }
     }
 
@@ -148,4 +172,10 @@ public static class ValkeyClusterFormation
             await Task.Delay(100, ct); // polling a server's state during formation: there is no event to wait on
         }
     }
+}
+
+/// <summary>Formation refused: <see cref="Port"/> is the node that stands in the way (the message says why).</summary>
+public sealed class ValkeyClusterFormationException(int port, string message) : InvalidOperationException(message)
+{
+    public int Port { get; } = port;
 }

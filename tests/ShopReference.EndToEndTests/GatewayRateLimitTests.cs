@@ -77,14 +77,14 @@ public sealed class GatewayRateLimitTests(ShopAppFixture fixture)
     {
         var ct = TestContext.Current.CancellationToken;
         using var gateway = App.CreateHttpClient("rate-limit");
-        var shoppersKey = fixture.Shop.DemoApiKey + "-shoppers"; // as the AppHost derives it
+        var shoppersKey = fixture.Shop.ShoppersKey;
 
         using var first = await ReadAsync(gateway, shoppersKey, "64", ct);
         using var again = await ReadAsync(gateway, shoppersKey, "64", ct);
         using var other = await ReadAsync(gateway, shoppersKey, "63", ct);
         using var asPartner = await ReadAsync(gateway, shoppersKey, null, ct);
         // A client without the permission (the stampede command's, not the demo client the burst test counts on).
-        using var ignored = await ReadAsync(gateway, fixture.Shop.DemoApiKey + "-stampede", "62", ct);
+        using var ignored = await ReadAsync(gateway, fixture.Shop.StampedeKey, "62", ct);
         using var outOfRange = await ReadAsync(gateway, shoppersKey, "65", ct);
         using var notANumber = await ReadAsync(gateway, shoppersKey, "1;2", ct);
 

@@ -55,6 +55,27 @@ public sealed class PublishManifestTests
                 }
             }
             Assert.DoesNotContain(resources.EnumerateObject(), r => Type(resources, r.Name) == "executable.v0");
+
+            // A deployment is a shop that takes writes: every API client with a key parameter of its own, and the ingress
+            // as the gateway's trusted proxy (else every visitor shares the ingress's address and quotas).
+            var gateway = resources.GetProperty("rate-limit").GetProperty("env");
+            foreach (var (client, parameter, permission) in new[]
+            {
+                ("dashboard", "ratelimit-demo-key", null), ("dashboard-stampede", "ratelimit-stampede-key", null),
+                ("dashboard-shoppers", "shoppers-key", "shoppers"), ("operator", "operator-key", "operator"),
+                ("catalog-admin", "catalog-admin-key", "catalog.write"),
+            })
+            {
+                Assert.Equal($"{{{parameter}.value}}", gateway.GetProperty($"Clients__{client}__Key").GetString());
+                Assert.Equal("parameter.v0", Type(resources, parameter));
+                Assert.True(resources.GetProperty(parameter).GetProperty("inputs").GetProperty("value").GetProperty("secret").GetBoolean());
+                if (permission is not null)
+                {
+                    Assert.Equal(permission, gateway.GetProperty($"Clients__{client}__Permissions__0").GetString());
+                }
+            }
+            Assert.Equal("{gateway-trusted-proxies.value}", gateway.GetProperty("RateLimiting__TrustedProxies__0").GetString());
+            Assert.Equal("parameter.v0", Type(resources, "gateway-trusted-proxies"));
         }
         finally
         {

@@ -15,7 +15,8 @@ public sealed class StartupFailureTests
         var ct = TestContext.Current.CancellationToken;
         var dataDirectory = Directory.CreateTempSubdirectory("shopref-e2e-").FullName;
         File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8));
-        var appendOnly = Directory.CreateDirectory(Path.Combine(dataDirectory, "valkey", "appendonlydir")).FullName;
+        var valkeyData = ShopApp.ValkeyDataDirectory(dataDirectory, TestValkey.RequestedTopology);
+        var appendOnly = Directory.CreateDirectory(Path.Combine(valkeyData, "appendonlydir")).FullName;
         await File.WriteAllTextAsync(Path.Combine(appendOnly, "appendonly.aof.manifest"), "file appendonly.aof.1.base.rdb seq 1 type b\n", ct);
         await File.WriteAllTextAsync(Path.Combine(appendOnly, "appendonly.aof.1.base.rdb"), "REDIS0099" + new string('\0', 32), ct);
 
@@ -24,7 +25,7 @@ public sealed class StartupFailureTests
         var valkey = await PropertyAsync(shop, "valkey", "Start-up failure", ct);
         var gateway = await PropertyAsync(shop, "rate-limit", "Waiting for", ct);
         Assert.Contains("newer Valkey", valkey.Value);
-        Assert.Contains(Path.Combine(dataDirectory, "valkey"), valkey.Value); // the folder to delete, named
+        Assert.Contains(valkeyData, valkey.Value); // the folder to delete, named
         Assert.Equal(KnownResourceStates.FailedToStart, valkey.State);
         Assert.StartsWith("valkey, which failed to start", gateway.Value);
         Assert.NotEqual(KnownResourceStates.Running, gateway.State);

@@ -51,8 +51,16 @@ public sealed partial class ShopApp : IAsyncDisposable
             ? new Uri(url)
             : throw new InvalidOperationException("The app runs no dashboard (StartAsync with dashboard: true), or it has not started yet.");
 
+    /// <summary>Where the (first) Valkey node keeps its data in a data folder: a cluster's nodes keep theirs apart from the single server's.</summary>
+    public static string ValkeyDataDirectory(string dataDirectory, ValkeyTopology topology) =>
+        topology == ValkeyTopology.Cluster ? Path.Combine(dataDirectory, "valkey-cluster", "valkey") : Path.Combine(dataDirectory, "valkey");
+
     /// <summary>The API key of the gateway's demo client (the one the dashboard's burst command uses).</summary>
     public string DemoApiKey { get; private init; } = "";
+
+    /// <summary>The keys of the stampede command's client and of the shopper simulation's (each its own, none derived).</summary>
+    public string StampedeKey { get; private init; } = "";
+    public string ShoppersKey { get; private init; } = "";
 
     /// <summary>The keys of the clients with permissions, and the token signing key (to forge tokens it did not issue).</summary>
     public string OperatorKey { get; private init; } = "";
@@ -61,9 +69,10 @@ public sealed partial class ShopApp : IAsyncDisposable
 
     /// <summary>
     /// The gateway believes <c>X-Forwarded-For</c> from loopback in the test app, so a test can speak as a client address of
-    /// its own (its quota, its failed-credential count) without touching the others'.
+    /// its own (its quota, its failed-credential count) without touching the others'. Both loopback addresses: where the
+    /// hosts file lists <c>::1 localhost</c> first (Debian's and Ubuntu's default), the tests reach the gateway over IPv6.
     /// </summary>
-    public const string TrustedProxy = "127.0.0.1";
+    public static readonly string[] TrustedProxies = ["127.0.0.1", "::1"];
 
     /// <param name="dataDirectory">An existing data folder to run on again; null for a fresh one.</param>
     /// <param name="untilHealthy">Wait until every resource is healthy (false: return once the orchestrator has the app, for a test of a start that fails).</param>
@@ -72,37 +81,43 @@ public sealed partial class ShopApp : IAsyncDisposable
     /// Run the Aspire dashboard too, on free ports and without a login, as <c>dotnet run</c> does (the browser test and the
     /// screenshots). The services' telemetry then goes to the dashboard, not to <see cref="Telemetry"/>.
     /// </param>
+    /// <param name="topology">The Valkey topology; by default the one the run asks for (<see cref="TestValkey.RequestedTopology"/>).</param>
+    /// <param name="passwords">The administrators' passwords (a Containers-mode restart keeps them); by default new ones.</param>
     public static async Task<ShopApp> StartAsync(CancellationToken cancellationToken, string? dataDirectory = null, bool untilHealthy = true,
-        Action<IDistributedApplicationTestingBuilder>? configure = null, bool dashboard = false)
+        Action<IDistributedApplicationTestingBuilder>? configure = null, bool dashboard = false, ValkeyTopology? topology = null,
+        (string Valkey, string Postgres)? passwords = null)
     {
         if (dataDirectory is null)
         {
             dataDirectory = Directory.CreateTempSubdirectory("shopref-e2e-").FullName;
             File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8)); // 'postgres' must reach its folder
         }
-        var valkeyPassword = Secrets.NewPassword();
-        var postgresPassword = Secrets.NewPassword();
+        var valkeyPassword = passwords?.Valkey ?? Secrets.NewPassword();
+        var postgresPassword = passwords?.Postgres ?? Secrets.NewPassword();
         var demoApiKey = Secrets.NewPassword(32);
+        var stampedeKey = Secrets.NewPassword(32);
+        var shoppersKey = Secrets.NewPassword(32);
         var operatorKey = Secrets.NewPassword(32);
         var catalogAdminKey = Secrets.NewPassword(32);
         var signingKey = Secrets.NewPassword(64);
 
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ShopReference_AppHost>(
         [
-            "--Infrastructure:Mode=Local",
-            $"--Infrastructure:DataDirectory={dataDirectory}",
+            .. InfrastructureArguments(dataDirectory),
             "--Ports:Gateway=0",
             "--Ports:Valkey=0",
             "--Ports:Postgres=0",
             $"--Parameters:valkey-password={valkeyPassword}",
             $"--Parameters:postgres-password={postgresPassword}",
             $"--Parameters:ratelimit-demo-key={demoApiKey}",
+            $"--Parameters:ratelimit-stampede-key={stampedeKey}",
+            $"--Parameters:shoppers-key={shoppersKey}",
             $"--Parameters:operator-key={operatorKey}",
             $"--Parameters:catalog-admin-key={catalogAdminKey}",
             $"--Parameters:auth-signing-key={signingKey}",
-            $"--Gateway:TrustedProxies:0={TrustedProxy}",
+            .. TrustedProxies.Select((proxy, i) => $"--Gateway:TrustedProxies:{i}={proxy}"),
             // The same switch as the library tests': SHOPREF_VALKEY_TOPOLOGY=Cluster runs the whole app on a cluster.
-            $"--Infrastructure:Valkey:Topology={TestValkey.RequestedTopology}",
+            $"--Infrastructure:Valkey:Topology={topology ?? TestValkey.RequestedTopology}",
             .. dashboard ? DashboardArguments : [],
         ], (options, _) => options.DisableDashboard = !dashboard, cancellationToken);
         // Near-cache copies outlive every test: a replica that serves a change did so because it was told, not because its copy aged out.
@@ -133,7 +148,7 @@ public sealed partial class ShopApp : IAsyncDisposable
         var shop = new ShopApp(app, dataDirectory, valkeyPassword, postgresPassword)
         {
             Telemetry = telemetry,
-            DemoApiKey = demoApiKey, OperatorKey = operatorKey, CatalogAdminKey = catalogAdminKey, SigningKey = signingKey,
+            DemoApiKey = demoApiKey, StampedeKey = stampedeKey, ShoppersKey = shoppersKey, OperatorKey = operatorKey, CatalogAdminKey = catalogAdminKey, SigningKey = signingKey,
         };
         try
         {
@@ -160,6 +175,26 @@ public sealed partial class ShopApp : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The backend the run asks for: <c>SHOPREF_INFRASTRUCTURE_MODE=Containers</c> runs Valkey and PostgreSQL as containers
+    /// (the images named by <c>SHOPREF_VALKEY_IMAGE</c> and <c>SHOPREF_POSTGRES_IMAGE</c>, local stand-ins where no registry
+    /// is reachable: tests/ContainerImages); anything else, Local mode.
+    /// </summary>
+    public static bool InContainers =>
+        string.Equals(Environment.GetEnvironmentVariable("SHOPREF_INFRASTRUCTURE_MODE"), "Containers", StringComparison.OrdinalIgnoreCase);
+
+    // In Containers mode the data folder's name names the volumes, so each app has volumes of its own.
+    private static string[] InfrastructureArguments(string dataDirectory) => InContainers
+        ?
+        [
+            "--Infrastructure:Mode=Containers",
+            $"--Infrastructure:DataDirectory={dataDirectory}", // a cluster's node ports are kept there
+            $"--Infrastructure:VolumePrefix={Path.GetFileName(dataDirectory)}",
+            .. Environment.GetEnvironmentVariable("SHOPREF_VALKEY_IMAGE") is { Length: > 0 } valkey ? [$"--Infrastructure:Valkey:Image={valkey}"] : Array.Empty<string>(),
+            .. Environment.GetEnvironmentVariable("SHOPREF_POSTGRES_IMAGE") is { Length: > 0 } postgres ? [$"--Infrastructure:Postgres:Image={postgres}"] : Array.Empty<string>(),
+        ]
+        : ["--Infrastructure:Mode=Local", $"--Infrastructure:DataDirectory={dataDirectory}"];
 
     // What the AppHost's launch profile sets for `dotnet run`, on free ports: the testing builder reads no launch profile.
     private static string[] DashboardArguments =>
@@ -237,6 +272,7 @@ public sealed partial class ShopApp : IAsyncDisposable
             "operator" => OperatorKey,
             "catalog-admin" => CatalogAdminKey,
             "dashboard" => DemoApiKey,
+            "dashboard-stampede" => StampedeKey, // a partner without permissions whose quota no test counts
             _ => throw new ArgumentException($"No key for client '{client}'.", nameof(client)),
         };
         using var gateway = App.CreateHttpClient("rate-limit");
@@ -292,6 +328,15 @@ public sealed partial class ShopApp : IAsyncDisposable
         throw new InvalidOperationException($"The orchestrator reports no process id for '{resource}'.");
     }
 
+    /// <summary>Removes the Containers-mode volumes of the app that ran on <paramref name="dataDirectory"/> (its data, as the folder is in Local mode).</summary>
+    public static async Task RemoveVolumesAsync(string dataDirectory)
+    {
+        var prefix = Path.GetFileName(dataDirectory);
+        using var remove = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("docker",
+            ["volume", "rm", "-f", $"{prefix}-valkey-data", $"{prefix}-postgres-data"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        await remove.WaitForExitAsync();
+    }
+
     /// <summary>Stops every resource and the orchestrator; the data folder stays for another run.</summary>
     private Task? _starting;
 
@@ -316,6 +361,10 @@ public sealed partial class ShopApp : IAsyncDisposable
     {
         await StopAsync();
         await Telemetry.DisposeAsync();
+        if (InContainers)
+        {
+            await RemoveVolumesAsync(DataDirectory);
+        }
         try
         {
             Directory.Delete(DataDirectory, recursive: true);

@@ -64,15 +64,14 @@ public static class TokenApi
                 "Authenticate the client once: HTTP Basic (client id and key) or client_id and client_secret in the form.");
         }
 
-        var address = identities.AddressOf(http);
-        if (await failures.BlockedAsync(address) is { } blocked)
-        {
-            http.Response.Headers.RetryAfter = Math.Max(1, RateLimitMiddleware.Seconds(blocked)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return Error(StatusCodes.Status429TooManyRequests, "slow_down", "Too many refused credentials from this address.");
-        }
+        // The right key is honoured even from an address that has used up its refused attempts (see CredentialFailures).
         if (clients.Authenticate(credentials.Id, credentials.Secret) is not { } client)
         {
-            await failures.FailedAsync(address);
+            if (await failures.FailedAsync(identities.AddressOf(http)) is { } blocked)
+            {
+                http.Response.Headers.RetryAfter = Math.Max(1, RateLimitMiddleware.Seconds(blocked)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Error(StatusCodes.Status429TooManyRequests, "slow_down", "Too many refused credentials from this address.");
+            }
             if (credentials.FromBasic)
             {
                 http.Response.Headers.WWWAuthenticate = "Basic realm=\"shopreference\"";

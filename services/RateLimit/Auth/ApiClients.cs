@@ -6,11 +6,17 @@ using Microsoft.Extensions.Options;
 
 namespace ShopReference.RateLimit.Auth;
 
-/// <summary>One known API client: the SHA-256 of its key (the key itself never appears in configuration) and its permissions.</summary>
+/// <summary>
+/// One known API client: its key, given either as <see cref="Key"/> (a secret parameter; hashed at start and then
+/// forgotten) or as <see cref="KeySha256"/> (the key itself never configured), and its permissions.
+/// </summary>
 public sealed class ApiClient
 {
     /// <summary>Lower-case hex SHA-256 of the client's key.</summary>
     public string KeySha256 { get; set; } = "";
+
+    /// <summary>The key itself; at start it becomes <see cref="KeySha256"/> and is cleared.</summary>
+    public string? Key { get; set; }
 
     /// <summary>Permissions its access tokens may carry (<see cref="Microsoft.Extensions.Hosting.Permissions"/>); none for a read-only partner.</summary>
     public List<string> Permissions { get; set; } = [];
@@ -27,6 +33,10 @@ public sealed partial class ApiClientsOptions : IValidatableObject
     {
         foreach (var (name, client) in Clients)
         {
+            if (client.Key is not null)
+            {
+                yield return new($"Client '{name}': its key must be 16-128 letters, digits, '-' or '_', and given once (Key or KeySha256).", [nameof(Clients)]);
+            }
             if (!ClientName().IsMatch(name) || !Sha256Hex().IsMatch(client.KeySha256))
             {
                 yield return new($"Client '{name}' needs a 1-32 character name (a-z, 0-9, '-') and KeySha256, a 64-character lowercase hex SHA-256.", [nameof(Clients)]);
@@ -39,6 +49,19 @@ public sealed partial class ApiClientsOptions : IValidatableObject
         if (Clients.Values.Select(c => c.KeySha256).Distinct(StringComparer.Ordinal).Count() != Clients.Count)
         {
             yield return new("Two clients share one key.", [nameof(Clients)]);
+        }
+    }
+
+    /// <summary>Turns each configured <see cref="ApiClient.Key"/> into its digest; a malformed key is left for validation to refuse.</summary>
+    public void HashKeys()
+    {
+        foreach (var client in Clients.Values)
+        {
+            if (client.Key is { } key && ApiClientRegistry.IsWellFormed(key) && client.KeySha256.Length == 0)
+            {
+                client.KeySha256 = ApiClientRegistry.HashKey(key);
+                client.Key = null;
+            }
         }
     }
 

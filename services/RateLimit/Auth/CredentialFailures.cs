@@ -7,9 +7,11 @@ namespace ShopReference.RateLimit.Auth;
 /// <summary>
 /// Slows down key guessing: every refused credential (an unknown API key, a bad client secret, an invalid token) counts
 /// against the client's address in a fixed window in Valkey, shared by every gateway instance; once an address has
-/// used up its failures, its credentialed requests are answered 429 without being checked until the window ends.
-/// Requests without a credential are not affected. If Valkey cannot count, credentials are still checked (fail-open):
-/// a guess still has to be right, and the rate-limit policies keep applying.
+/// used up its failures, its refused credentials are answered 429 until the window ends. A valid credential is never
+/// refused for its address: clients behind one ingress or NAT share an address, and an attacker must not be able to
+/// lock them out with ten bad keys. That costs the lockout nothing it could protect: a key is at least 16 of 64
+/// symbols (2^96), beyond guessing at any rate; the lockout bounds the work and noise of guessing, not its odds.
+/// If Valkey cannot count, credentials are still checked (fail-open): the rate-limit policies keep applying.
 /// </summary>
 public sealed class CredentialFailures : IAsyncDisposable
 {
@@ -29,14 +31,10 @@ public sealed class CredentialFailures : IAsyncDisposable
         _logger = logger;
     }
 
-    /// <summary>When the address has no failures left: how long until it has; otherwise null.</summary>
-    public async Task<TimeSpan?> BlockedAsync(string address) => await DecideAsync(address, permits: 0);
-
-    /// <summary>Counts one refused credential; returns how long the address is blocked if that used up its failures.</summary>
-    public async Task<TimeSpan?> FailedAsync(string address) => await DecideAsync(address, permits: 1);
-
-    private async Task<TimeSpan?> DecideAsync(string address, int permits)
+    /// <summary>Counts one refused credential; returns how long the address is blocked when it has no failures left, else null.</summary>
+    public async Task<TimeSpan?> FailedAsync(string address)
     {
+        const int permits = 1;
         try
         {
             using var lease = await _limiter.AcquireAsync(address, permits);

@@ -17,10 +17,13 @@ public static class Extensions
 
         builder.Services.AddOptions<GatewayRateLimitOptions>()
             .Bind(builder.Configuration.GetSection(GatewayRateLimitOptions.Section))
+            // One setting may list several proxies, comma-separated (a deployment passes one parameter).
+            .PostConfigure(options => options.TrustedProxies = [.. options.TrustedProxies.SelectMany(p => p.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))])
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddOptions<ApiClientsOptions>()
             .Configure(options => builder.Configuration.GetSection(ApiClientsOptions.Section).Bind(options.Clients))
+            .PostConfigure(options => options.HashKeys())
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<ApiClientRegistry>();

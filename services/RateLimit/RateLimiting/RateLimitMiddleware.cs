@@ -27,28 +27,24 @@ public sealed class RateLimitMiddleware(
             return;
         }
 
-        AuthenticateResult? bearer = null;
-        if (ClientIdentityResolver.PresentsCredential(context))
-        {
-            if (await failures.BlockedAsync(clients.AddressOf(context)) is { } blocked)
-            {
-                await WriteProblemAsync(context, StatusCodes.Status429TooManyRequests,
-                    $"Too many refused credentials from this address; credentials are not checked for {Seconds(blocked)} s.", blocked);
-                return;
-            }
-            if (ClientIdentityResolver.PresentsBearer(context))
-            {
-                bearer = await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme);
-            }
-        }
+        // A valid credential is always honoured, whatever its address has done: clients behind one ingress or NAT share
+        // an address, and ten bad keys from anyone there must not lock every partner out. Only refused credentials count.
+        var bearer = ClientIdentityResolver.PresentsBearer(context)
+            ? await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme)
+            : null;
         var (client, status, problem) = clients.Resolve(context, bearer);
         if (client is not { } identity)
         {
             if (status == StatusCodes.Status401Unauthorized)
             {
+                if (await failures.FailedAsync(clients.AddressOf(context)) is { } blocked)
+                {
+                    await WriteProblemAsync(context, StatusCodes.Status429TooManyRequests,
+                        $"Too many refused credentials from this address; try again in {Seconds(blocked)} s.", blocked);
+                    return;
+                }
                 context.Response.Headers.WWWAuthenticate = ClientIdentityResolver.PresentsBearer(context)
                     ? "Bearer error=\"invalid_token\"" : $"ApiKey header=\"{ClientIdentityResolver.ApiKeyHeader}\"";
-                await failures.FailedAsync(clients.AddressOf(context));
             }
             await WriteProblemAsync(context, status, problem!, retryAfter: null);
             return;
