@@ -11,6 +11,21 @@ public sealed class AppStartTests(ShopAppFixture fixture)
 {
     private DistributedApplication App => fixture.Shop.App;
 
+    /// <summary>
+    /// The <c>http</c> profile is what <c>dotnet run</c> uses: the dashboard behind it shows the secret parameters and
+    /// runs the operator commands, so it must ask for its login token (no anonymous opt-out set for the user).
+    /// </summary>
+    [Fact]
+    public void The_http_launch_profile_makes_the_dashboard_ask_for_its_login_token()
+    {
+        var path = Path.Combine(Docs.DocCommands.RepositoryRoot(), "AppHost", "Properties", "launchSettings.json");
+        using var settings = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        var environment = settings.RootElement.GetProperty("profiles").GetProperty("http").GetProperty("environmentVariables");
+        Assert.False(environment.TryGetProperty("ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS", out var anonymous)
+            && anonymous.GetString()!.Equals("true", StringComparison.OrdinalIgnoreCase), "the http profile opts the dashboard out of its login");
+        Assert.Equal("true", environment.GetProperty("ASPIRE_ALLOW_UNSECURED_TRANSPORT").GetString()); // still the http-only profile
+    }
+
     [Fact]
     public async Task Every_resource_and_every_replica_becomes_healthy()
     {

@@ -74,7 +74,7 @@ public sealed class ContainerModeTests
         var ct = TestContext.Current.CancellationToken;
         await using var shop = await ShopApp.StartAsync(ct);
         var container = await ContainerAsync($"{Path.GetFileName(shop.DataDirectory)}-valkey-data", ct);
-        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await shop.App.GetConnectionStringAsync("valkey", ct) ?? "");
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await shop.App.GetConnectionStringAsync("valkey", ct) + ",allowAdmin=true");
         var database = valkey.GetDatabase();
         var key = $"test:failover:{Guid.NewGuid():N}";
         await database.StringSetAsync(key, "kept");

@@ -29,9 +29,11 @@ public sealed class ReplicaSpreadTests(ShopAppFixture fixture)
         using var client = fixture.Shop.GatewayAsNewClient(out _);
         var answered = new Dictionary<string, int>(StringComparer.Ordinal);
 
-        // 24 reads, within the anonymous quota; each replica answers about half (power of two choices, ties at random).
-        // Through the orchestrator's proxy alone all 24 reached one replica.
-        for (var i = 0; i < 24; i++)
+        // Reads one after the other until every replica has answered, at most 60 (within the anonymous quota of 100).
+        // Which replica answers is the balancer's choice (power of two choices prefers the less busy one, and other
+        // tests load the replicas unevenly), so the promise is reach, not an even split. Through the orchestrator's
+        // proxy alone all reached one replica.
+        for (var i = 0; i < 60 && answered.Count < replicas.Count; i++)
         {
             using var response = await client.GetAsync(path, Ct);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -39,8 +41,8 @@ public sealed class ReplicaSpreadTests(ShopAppFixture fixture)
             answered[replica] = answered.GetValueOrDefault(replica) + 1;
         }
 
-        Assert.True(answered.Count == replicas.Count && answered.Values.All(n => n >= 4),
-            $"24 requests were answered by {string.Join(", ", answered.Select(a => $"{a.Key} x{a.Value}"))}");
+        Assert.True(answered.Count == replicas.Count,
+            $"{answered.Values.Sum()} requests were answered by {string.Join(", ", answered.Select(a => $"{a.Key} x{a.Value}"))}");
         // The names are the replicas' names in the dashboard.
         Assert.Equal(replicas.Order(), answered.Keys.Order());
     }

@@ -32,6 +32,34 @@ public sealed class StartupFailureTests
     }
 
     /// <summary>
+    /// A cluster node that starts on data a single server wrote (here: an append-only file with one key in the first
+    /// node's folder) claims that key's slot, and a cluster formed around it would leave slots unserved forever. Formation
+    /// refuses at once: the <c>valkey</c> resource names the node and the folder to delete, and the gateway says what it
+    /// waits for, instead of every service sitting in "Waiting" with no cause.
+    /// </summary>
+    [Fact]
+    public async Task A_cluster_node_on_a_single_server_s_data_is_refused_at_once_naming_the_folder_to_delete()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var dataDirectory = Directory.CreateTempSubdirectory("shopref-e2e-").FullName;
+        File.SetUnixFileMode(dataDirectory, (UnixFileMode)Convert.ToInt32("755", 8));
+        var node = Directory.CreateDirectory(ShopApp.ValkeyDataDirectory(dataDirectory, ValkeyTopology.Cluster)).FullName;
+        // The append-only file a single server leaves after one write (SET test x): the node loads it at start.
+        var appendOnly = Directory.CreateDirectory(Path.Combine(node, "appendonlydir")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(appendOnly, "appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n", ct);
+        await File.WriteAllTextAsync(Path.Combine(appendOnly, "appendonly.aof.1.incr.aof"), "*3\r\n$3\r\nSET\r\n$4\r\ntest\r\n$1\r\nx\r\n", ct);
+
+        await using var shop = await ShopApp.StartAsync(ct, dataDirectory, untilHealthy: false, topology: ValkeyTopology.Cluster);
+
+        var valkey = await PropertyAsync(shop, "valkey", "Start-up failure", ct);
+        var gateway = await PropertyAsync(shop, "rate-limit", "Waiting for", ct);
+        Assert.Contains("loaded 1 keys", valkey.Value);
+        Assert.Contains(node, valkey.Value); // the folder to delete, named
+        Assert.StartsWith("valkey, which failed to start", gateway.Value);
+        Assert.NotEqual(KnownResourceStates.Running, gateway.State);
+    }
+
+    /// <summary>
     /// A service replica that dies at start (here: its port is taken, as when another process took the port Aspire picked
     /// for it) will never be healthy. The test app's start then fails at once, naming the replica, its exit code and its
     /// error, rather than waiting out the start timeout with a log that ends in the shutdown.

@@ -233,7 +233,9 @@ public sealed class NearCacheTests(ServersFixture fixture)
             MaxEntries = maxEntries,
             MaxBytes = maxBytes,
             ProbeInterval = TimeSpan.FromMilliseconds(100),
-            ProbeTimeout = TimeSpan.FromSeconds(1),
+            // This test is about bounds and the hot key's place, not the channel probe: a starved process (CI's load
+            // average reaches 20-50) must not distrust its channel and answer the last read from Valkey ('hit').
+            ProbeTimeout = TimeSpan.FromSeconds(30),
         });
         var prefix = Guid.NewGuid().ToString("N");
         var payload = new byte[payloadBytes];

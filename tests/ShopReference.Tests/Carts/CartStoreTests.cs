@@ -67,24 +67,30 @@ public sealed class CartStoreTests(ServersFixture fixture)
     public async Task A_touched_session_slides_and_an_idle_one_expires()
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
-        var store = new CartStore(connection, Limits with { IdleTimeout = TimeSpan.FromMilliseconds(600) });
+        // Three seconds: a touch every 150 ms then leaves 20 missed ticks of slack, so a starved test process (CI's load
+        // average reaches 20-50 on two cores) does not let the session lapse between two touches.
+        var idle = TimeSpan.FromSeconds(3);
+        var store = new CartStore(connection, Limits with { IdleTimeout = idle });
         var session = await store.CreateSessionAsync();
         await store.AddAsync(session, 7, 1);
 
-        // Touched every ~150 ms for three idle timeouts: it must survive all of them.
-        var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(1800);
+        // Touched every ~150 ms for two idle timeouts: it must survive both, and each touch sets its TTL back up (without
+        // the slide it would fall below half the timeout within the first timeout).
+        var until = DateTime.UtcNow + 2 * idle;
         using (var touch = new PeriodicTimer(TimeSpan.FromMilliseconds(150)))
         {
             while (DateTime.UtcNow < until)
             {
                 Assert.NotNull(await store.GetAsync(session));
+                var left = await connection.GetDatabase().KeyTimeToLiveAsync(CartStore.Key(session));
+                Assert.True(left > idle / 2, $"a touch left {left} of {idle}");
                 await touch.WaitForNextTickAsync(TestContext.Current.CancellationToken);
             }
         }
 
         // Left alone, it expires (observed without touching it: KEY EXISTS does not renew).
         await Eventually.UntilAsync(async () => !await connection.GetDatabase().KeyExistsAsync(CartStore.Key(session)),
-            TimeSpan.FromSeconds(10), "the idle session never expired", cancellationToken: TestContext.Current.CancellationToken);
+            TimeSpan.FromSeconds(30), "the idle session never expired", cancellationToken: TestContext.Current.CancellationToken);
         Assert.Null(await store.GetAsync(session));
     }
 }
