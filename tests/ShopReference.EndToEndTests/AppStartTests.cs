@@ -101,7 +101,7 @@ public sealed class AppStartTests(ShopAppFixture fixture)
     {
         var addresses = await fixture.Shop.ReplicaAddressesAsync(service, replicas, TimeSpan.FromSeconds(30));
         // A cluster keeps its node and bus ports beside its data; one server is proxied like a service and has none.
-        var clusterPorts = Path.Combine(fixture.Shop.DataDirectory, "valkey", "cluster-ports");
+        var clusterPorts = Path.Combine(fixture.Shop.DataDirectory, "valkey-cluster", "cluster-ports");
         var nodePorts = File.Exists(clusterPorts)
             ? File.ReadAllLines(clusterPorts).SelectMany(line => line.Split(' ')).Select(int.Parse).ToList()
             : [];

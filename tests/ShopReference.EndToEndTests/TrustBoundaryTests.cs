@@ -109,6 +109,12 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
                 put.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
                 using var response = await http.SendAsync(put, Ct);
                 AssertRefused(response, HttpStatusCode.Unauthorized);
+                if (http == gateway)
+                {
+                    // The gateway's own answer: the request never reached a catalog replica (each names itself in X-Replica).
+                    var answeredBy = response.Headers.TryGetValues("X-Replica", out var names) ? string.Join(",", names) : "";
+                    Assert.False(answeredBy.Contains("catalog", StringComparison.Ordinal), $"the gateway forwarded a forged token to {answeredBy}");
+                }
             }
         }
         Assert.Equal(before, await RowAsync(GuardedProduct));

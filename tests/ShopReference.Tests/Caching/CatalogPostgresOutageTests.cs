@@ -30,6 +30,8 @@ public sealed class CatalogPostgresOutageTests
             ["ConnectionStrings:valkey"] = valkey.ConnectionString,
             ["ConnectionStrings:catalogdb"] = await postgres.CreateDatabaseAsync("pgoutage") + ";Timeout=2;Command Timeout=2",
             ["Catalog:ChangeFeed:Slot"] = "catalog_cache_" + Guid.NewGuid().ToString("N")[..8],
+            // Off, so the cached read below comes from Valkey ('hit'), not from this process's memory ('hit-local').
+            ["Catalog:NearCache:Enabled"] = "false",
         });
         using var http = catalog.Client();
         await Eventually.UntilAsync(async () => (await http.GetAsync("/health", Ct)).IsSuccessStatusCode, TimeSpan.FromSeconds(60),
@@ -65,6 +67,7 @@ public sealed class CatalogPostgresOutageTests
                 $"hits {metrics.Counters.Hits}, near-cache flushes {metrics.Local.Flushes}; primaries before the stop " +
                 $"[{primariesBefore}], after [{await PrimariesAsync(valkey)}]");
         }
+        Assert.Equal("hit", Assert.Single(cached.Headers.GetValues("X-Cache"))); // served from Valkey
         Assert.Equal(HttpStatusCode.ServiceUnavailable, uncached.StatusCode);
         Assert.Equal("application/problem+json", uncached.Content.Headers.ContentType?.MediaType);
         Assert.NotNull(uncached.Headers.RetryAfter);

@@ -170,8 +170,11 @@ public sealed class SingleFlightCacheTests(ServersFixture fixture)
         await using var first = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
         await using var second = await ConnectionMultiplexer.ConnectAsync(fixture.Valkey.ConnectionString);
         var channel = "test:filled:" + Guid.NewGuid().ToString("N");
-        await using var processA = new SingleFlightCache(first, new SingleFlightOptions { Channel = channel }); // the defaults the catalog runs with
-        await using var processB = new SingleFlightCache(second, new SingleFlightOptions { Channel = channel });
+        // The catalog's defaults but a lease (4 s) shorter than the load (5 s): the count holds only if the holder's renewals
+        // (every second) get through on the starved CPU; without them the lease lapses and a waiter loads again.
+        var options = new SingleFlightOptions { Channel = channel, LockLease = TimeSpan.FromSeconds(4) };
+        await using var processA = new SingleFlightCache(first, options);
+        await using var processB = new SingleFlightCache(second, options);
         var key = NewKey();
         var loads = 0;
         async Task<OriginValue> Origin(CancellationToken ct)
