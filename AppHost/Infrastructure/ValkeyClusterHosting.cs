@@ -24,8 +24,9 @@ public static partial class ValkeyHostingExtensions
         var nodes = NodePorts(clusterDirectory, topology, port);
         var first = new LocalValkeyClusterResource(name, server, builder.AppHostDirectory, password, nodes);
         var nodeNames = Enumerable.Range(0, nodes.Count).Select(i => i == 0 ? name : $"{name}-{i}").ToList();
+        var nodeNameOfPort = nodes.Select((node, i) => (node.Port, Name: nodeNames[i])).ToDictionary(n => n.Port, n => n.Name);
         var formation = new ClusterFormation(nodes, password, topology.Shards,
-            port => nodes.Select((n, i) => (n.Port, i)).First(n => n.Port == port) is var (_, i) ? (nodeNames[i], Path.Combine(clusterDirectory, nodeNames[i])) : default);
+            port => (nodeNameOfPort[port], Path.Combine(clusterDirectory, nodeNameOfPort[port])));
 
         var resources = new List<(IResource Resource, int Port)>();
         for (var i = 0; i < nodes.Count; i++)

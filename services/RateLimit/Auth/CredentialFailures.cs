@@ -34,10 +34,9 @@ public sealed class CredentialFailures : IAsyncDisposable
     /// <summary>Counts one refused credential; returns how long the address is blocked when it has no failures left, else null.</summary>
     public async Task<TimeSpan?> FailedAsync(string address)
     {
-        const int permits = 1;
         try
         {
-            using var lease = await _limiter.AcquireAsync(address, permits);
+            using var lease = await _limiter.AcquireAsync(address, permitCount: 1);
             return lease.IsAcquired ? null : lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : Window;
         }
         catch (Exception ex) when (ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex))
