@@ -2,7 +2,7 @@ using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Microsoft.Extensions.Hosting;
 using ShopReference.Testing;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Bench.Harness;

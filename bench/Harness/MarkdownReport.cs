@@ -24,11 +24,20 @@ public static class MarkdownReport
             foreach (var m in group)
             {
                 sb.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {m.Contender} | {m.OpsPerSecond:N0} | {m.P50Micros:N0} | {m.P99Micros:N0} | {m.AllocatedBytesPerOp:N0} | {m.OpsPerSecond / reference.OpsPerSecond:0.00}x | {m.P99Micros / reference.P99Micros:0.00}x |");
+                    $"| {m.Contender} | {m.OpsPerSecond:N0} | {m.P50Micros:N0} | {m.P99Micros:N0} | {Allocation(m.AllocatedBytesPerOp)} | {m.OpsPerSecond / reference.OpsPerSecond:0.00}x | {m.P99Micros / reference.P99Micros:0.00}x |");
             }
+        }
+        if (measurements.Any(m => m.AllocatedBytesPerOp < 0))
+        {
+            sb.AppendLine();
+            sb.AppendLine("n/a: the process-wide allocation counter went backwards during that measurement (it is not monotonic under Server GC's dynamic heap count), so it gives no figure.");
         }
         return sb.ToString();
     }
+
+    // A negative difference is the counter's error, not a figure: printing it would read as memory given back.
+    private static string Allocation(double bytesPerOperation) =>
+        bytesPerOperation < 0 ? "n/a" : bytesPerOperation.ToString("N0", CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Where each contender's time went: the CPU one operation cost each part (µs), with the idle app's background work

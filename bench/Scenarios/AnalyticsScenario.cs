@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ShopReference.Bench.Harness;
 using ShopReference.Testing;
 using ShopReference.Valkey;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;

@@ -88,7 +88,7 @@ public sealed class RateLimitScenario : IScenario
     ];
 
     private static RateLimiter Ours(RateLimitAlgorithm algorithm, IConnectionMultiplexer multiplexer, string partition, int limit, TimeSpan window) =>
-        ValkeyRateLimiters.Create(algorithm, multiplexer.GetDatabase(), partition, new ValkeyRateLimiterOptions { PermitLimit = limit, Window = window });
+        ValkeyRateLimiters.Create(algorithm, multiplexer.GetDatabase(), partition, new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = limit, Window = window });
 
     private static RateLimiter[] Partitioned(Func<string, RateLimiter> create)
     {

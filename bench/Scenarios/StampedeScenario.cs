@@ -56,7 +56,7 @@ public sealed class StampedeScenario : IScenario
         var report = new StringBuilder();
         report.AppendLine($"### {Description}");
         report.AppendLine();
-        report.AppendLine($"| contender | origin loads per expiry (mean of {Rounds}) | reader p50 ms | reader p99 ms | p99 minus origin latency ms |");
+        report.AppendLine($"| contender | origin loads per cold key (mean of {Rounds}) | reader p50 ms | reader p99 ms | p99 minus origin latency ms |");
         report.AppendLine("|---|---:|---:|---:|---:|");
         foreach (var contender in contenders)
         {

@@ -93,7 +93,7 @@ public sealed class TopologyScenario : IScenario
         {
             var run = Guid.NewGuid().ToString("N")[..8];
             var limiters = Enumerable.Range(0, Keys).Select(i => ValkeyRateLimiters.Create(RateLimitAlgorithm.SlidingWindowCounter,
-                multiplexer.GetDatabase(), $"bench-topology-{run}-{i}", new ValkeyRateLimiterOptions { PermitLimit = 1_000_000, Window = TimeSpan.FromHours(1) })).ToArray();
+                multiplexer.GetDatabase(), $"bench-topology-{run}-{i}", new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = 1_000_000, Window = TimeSpan.FromHours(1) })).ToArray();
             return Task.FromResult<Func<ValueTask>>(async () =>
             {
                 using var lease = await limiters[Random.Shared.Next(Keys)].AcquireAsync(1);

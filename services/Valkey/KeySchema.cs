@@ -10,6 +10,7 @@ namespace ShopReference.Valkey;
 /// </summary>
 public static class KeySchema
 {
+    /// <summary><c>{service}:{entity}:{id}</c> for a numeric id.</summary>
     public static string Key(string service, string entity, long id) => $"{service}:{entity}:{id}";
 
     /// <summary>The same key with its id as a hash tag, for keys that one script touches together.</summary>

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ShopReference.Testing;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.Analytics.Data;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.IO.Hashing;
 using System.Text;
 using ShopReference.Valkey;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 
 namespace ShopReference.Analytics.Counting;
 

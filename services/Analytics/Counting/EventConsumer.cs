@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using ShopReference.Valkey;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Valkey.Scripting;
 using ShopReference.Valkey.Streams;
 using StackExchange.Redis;

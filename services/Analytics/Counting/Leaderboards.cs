@@ -3,7 +3,7 @@ using System.Text.Json;
 using ShopReference.Valkey.Caching;
 using ShopReference.Valkey.Scripting;
 using ShopReference.Valkey;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Analytics.Counting;

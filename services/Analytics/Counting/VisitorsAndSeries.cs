@@ -1,5 +1,5 @@
 using ShopReference.Valkey;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Analytics.Counting;

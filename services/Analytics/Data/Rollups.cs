@@ -1,5 +1,5 @@
 using Npgsql;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 

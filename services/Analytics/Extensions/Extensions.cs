@@ -3,7 +3,7 @@ using ShopReference.Analytics.Apis;
 using ShopReference.ServiceClients;
 using ShopReference.Analytics.Data;
 using ShopReference.Analytics.Workers;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;

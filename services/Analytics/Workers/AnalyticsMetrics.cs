@@ -1,5 +1,5 @@
 using System.Diagnostics.Metrics;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 
 namespace ShopReference.Analytics.Workers;

@@ -1,4 +1,4 @@
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 

@@ -1,7 +1,7 @@
 using ShopReference.ServiceClients;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ShopReference.CartSession.Carts;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.CartSession.Apis;

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.CartSession.Extensions;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Npgsql;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Valkey.Resilience;
 
 namespace ShopReference.CartSession.Orders;

@@ -1,4 +1,4 @@
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 
 namespace ShopReference.Catalog.Analytics;
 

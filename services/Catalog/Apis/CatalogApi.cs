@@ -6,7 +6,7 @@ using ShopReference.Catalog.Analytics;
 using ShopReference.Catalog.Caching;
 using ShopReference.Catalog.Data;
 using ShopReference.Catalog.Model;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 
 namespace ShopReference.Catalog.Apis;
 

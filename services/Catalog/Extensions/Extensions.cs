@@ -1,5 +1,5 @@
 using ShopReference.Catalog.Analytics;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using ShopReference.Catalog.Apis;
 using ShopReference.Catalog.Caching;

@@ -1,5 +1,5 @@
 using ShopReference.RateLimit.RateLimiting;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using Yarp.ReverseProxy.Transforms;
 using Yarp.ReverseProxy.Transforms.Builder;
 

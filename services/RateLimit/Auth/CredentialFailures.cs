@@ -25,7 +25,7 @@ public sealed class CredentialFailures : IAsyncDisposable
     public CredentialFailures(IConnectionMultiplexer valkey, ILogger<CredentialFailures> logger)
     {
         var database = valkey.GetDatabase();
-        var options = new ValkeyRateLimiterOptions { PermitLimit = Limit, Window = Window };
+        var options = new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = Limit, Window = Window };
         _limiter = PartitionedRateLimiter.Create<string, string>(address => RateLimitPartition.Get(address,
             a => new FixedWindowLimiter(database, $"authfail:{a}", options)));
         _logger = logger;

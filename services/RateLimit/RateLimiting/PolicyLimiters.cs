@@ -23,7 +23,7 @@ public sealed class PolicyLimiters : IAsyncDisposable
         var database = valkey.GetDatabase();
         _policies = [.. settings.Policies.Select(policy =>
         {
-            var limiterOptions = new ValkeyRateLimiterOptions { PermitLimit = policy.Limit, Window = TimeSpan.FromSeconds(policy.WindowSeconds) };
+            var limiterOptions = new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = policy.Limit, Window = TimeSpan.FromSeconds(policy.WindowSeconds) };
             var primary = PartitionedRateLimiter.Create<string, string>(client => RateLimitPartition.Get(client,
                 c => ValkeyRateLimiters.Create(policy.Algorithm, database, $"{policy.Name}:{c}", limiterOptions)));
             var fallback = policy.OnOutage == OutageBehavior.FailOpen

@@ -10,8 +10,10 @@ namespace ShopReference.Valkey.Caching;
 /// </summary>
 public readonly record struct Announcement(string Key, long Version)
 {
+    /// <summary>The version announced when an entry was removed rather than filled.</summary>
     public const long Removed = -1;
 
+    /// <summary>Reads a message from the cache channel; false for anything that is not an announcement (a probe, a flush).</summary>
     public static bool TryParse(string? message, out Announcement announcement)
     {
         announcement = default;

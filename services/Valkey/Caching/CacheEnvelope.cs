@@ -11,8 +11,10 @@ namespace ShopReference.Valkey.Caching;
 /// </summary>
 public static class CacheEnvelope
 {
+    /// <summary>A decoded entry: its origin version, soft expiry (Unix ms), whether it caches a "not found", its payload, and whether it is a tombstone.</summary>
     public readonly record struct Entry(long Version, long SoftExpiryMs, bool Negative, ReadOnlyMemory<byte> Payload, bool Deleted = false);
 
+    /// <summary>Encodes an origin value with its soft expiry (or as a tombstone) in the format the scripts store.</summary>
     public static byte[] Encode(OriginValue value, long softExpiryMs, bool deleted = false)
     {
         var flag = deleted ? 2 : value.Payload is null ? 1 : 0;
@@ -24,6 +26,7 @@ public static class CacheEnvelope
         return bytes;
     }
 
+    /// <summary>Decodes a stored entry; false for bytes that are not an envelope (a key written by something else).</summary>
     public static bool TryDecode(ReadOnlyMemory<byte> stored, out Entry entry)
     {
         entry = default;

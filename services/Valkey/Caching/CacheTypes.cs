@@ -22,12 +22,14 @@ public enum CacheOutcome
 /// <summary>What an origin load returns: the payload and its version, or <c>Payload = null</c> for "does not exist".</summary>
 public readonly record struct OriginValue(byte[]? Payload, long Version)
 {
+    /// <summary>The origin has no such item: cached as a short-lived "not found" so misses do not reach the origin.</summary>
     public static OriginValue NotFound { get; } = new(null, 0);
 }
 
 /// <summary>A read's result: <see cref="Payload"/> is null when the origin says the item does not exist.</summary>
 public readonly record struct CacheRead(byte[]? Payload, long Version, CacheOutcome Outcome)
 {
+    /// <summary>Whether the origin has the item.</summary>
     public bool Found => Payload is not null;
 }
 

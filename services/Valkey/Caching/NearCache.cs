@@ -50,6 +50,7 @@ public sealed class NearCache : IAsyncDisposable
     private volatile bool _trusted;
     private volatile bool _subscribed;
 
+    /// <summary>Puts an in-process layer in front of <paramref name="inner"/>; it subscribes to the inner cache's channel and keeps entries only while a probe proves the subscription live.</summary>
     public NearCache(SingleFlightCache inner, IConnectionMultiplexer multiplexer, NearCacheOptions options)
     {
         ArgumentNullException.ThrowIfNull(inner);
@@ -74,17 +75,21 @@ public sealed class NearCache : IAsyncDisposable
         }
     }
 
+    /// <summary>What this near cache did (hits in process, invalidations, flushes).</summary>
     public NearCacheCounters Counters { get; } = new();
 
     /// <summary>The cache behind this one (its counters count what reached Valkey).</summary>
     public SingleFlightCache Inner => _inner;
 
+    /// <summary>Whether reads may be served from process memory at all (<see cref="NearCacheOptions.Enabled"/>).</summary>
     public bool Enabled => _options.Enabled;
 
     /// <summary>Whether the invalidation channel is proven live, so reads may be kept in process.</summary>
     public bool IsTrusted => _trusted;
 
+    /// <summary>Entries kept in process now.</summary>
     public int Count => _entries.Count;
+    /// <summary>Bytes of payload and bookkeeping kept in process now.</summary>
     public long Bytes => _entries.Bytes;
 
     /// <summary>
@@ -202,6 +207,7 @@ public sealed class NearCache : IAsyncDisposable
         await _multiplexer.GetSubscriber().PublishAsync(_channel, FlushMessage).ConfigureAwait(false);
     }
 
+    /// <summary>Stops the probe and unsubscribes from the channel.</summary>
     public async ValueTask DisposeAsync()
     {
         if (!_options.Enabled)

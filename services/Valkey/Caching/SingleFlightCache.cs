@@ -35,6 +35,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
     private readonly object _subscribeGate = new();
     private Task? _subscription;
 
+    /// <summary>A cache over <paramref name="multiplexer"/> whose entries and locks are announced on <see cref="SingleFlightOptions.Channel"/>.</summary>
     public SingleFlightCache(IConnectionMultiplexer multiplexer, SingleFlightOptions options)
     {
         ArgumentNullException.ThrowIfNull(multiplexer);
@@ -56,6 +57,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
         };
     }
 
+    /// <summary>What this process's reads did: hits, misses, coalesced waits, origin loads.</summary>
     public SingleFlightCounters Counters { get; } = new();
 
     /// <summary>The channel every change of an entry is announced on (waiters and <see cref="NearCache"/> listen to it).</summary>
@@ -98,6 +100,9 @@ public sealed class SingleFlightCache : IAsyncDisposable
     }
 
     /// <summary>Write-through: stores a value unless a newer version, or a deletion, is cached. Returns false when refused.</summary>
+    /// <param name="key">The entry's key.</param>
+    /// <param name="value">The value the origin now holds, with its version.</param>
+    /// <param name="entry">The entry's lifetimes.</param>
     /// <param name="inserted">The row was (re)created at the origin: it may replace the tombstone of an earlier deletion.</param>
     public async Task<bool> SetAsync(string key, OriginValue value, CacheEntryOptions entry, bool inserted = false) =>
         await FillAsync(key, value, entry, fence: "", inserted ? "insert" : "load").ConfigureAwait(false) == 1;
@@ -120,6 +125,7 @@ public sealed class SingleFlightCache : IAsyncDisposable
     public async Task<bool> RemoveAsync(string key) =>
         (long)await _evict.EvaluateAsync(_database, [key], [_options.Channel, key]).ConfigureAwait(false) == 1;
 
+    /// <summary>Unsubscribes from the channel; waiters still pending fall back to their recheck.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_subscription is { IsCompletedSuccessfully: true })

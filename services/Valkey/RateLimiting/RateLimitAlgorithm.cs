@@ -6,14 +6,21 @@ namespace ShopReference.Valkey.RateLimiting;
 /// <summary>The algorithms this project implements; docs/ratelimit.md says when to pick which.</summary>
 public enum RateLimitAlgorithm
 {
+    /// <summary>A counter per window: O(1) memory, up to twice the limit across a window boundary.</summary>
     FixedWindow,
+    /// <summary>One entry per permit: exact over any window-long interval; memory grows with the limit.</summary>
     SlidingWindowLog,
+    /// <summary>Two counters weighted by overlap: O(1) memory, a documented approximation of the sliding window.</summary>
     SlidingWindowCounter,
+    /// <summary>Refills at limit/window; bursts up to the limit.</summary>
     TokenBucket,
+    /// <summary>Generic cell rate algorithm: one timestamp per partition, evenly spaced permits with a burst of the limit.</summary>
     Gcra,
+    /// <summary>At most the limit held at once; leases renew while held and expire when their holder dies.</summary>
     Concurrency,
 }
 
+/// <summary>Builds the limiter of a <see cref="RateLimitAlgorithm"/>.</summary>
 public static class ValkeyRateLimiters
 {
     /// <summary>A Valkey-backed limiter for one partition.</summary>

@@ -54,3 +54,20 @@ internal class DecisionLease(RateLimitDecision decision) : RateLimitLease
         return metadata is not null;
     }
 }
+
+/// <summary>
+/// What the synchronous <c>AttemptAcquire</c> of a Valkey limiter answers: not acquired, no metadata, no round trip.
+/// A decision needs a round trip, and a thread blocked on one per request starves the thread pool under load; ASP.NET
+/// Core's rate-limiting middleware calls <c>AttemptAcquire</c> first and, refused, asks <c>AcquireAsync</c>, which decides.
+/// </summary>
+internal sealed class DecidedOnlyAsynchronouslyLease : RateLimitLease
+{
+    public static DecidedOnlyAsynchronouslyLease Instance { get; } = new();
+    public override bool IsAcquired => false;
+    public override IEnumerable<string> MetadataNames => [];
+    public override bool TryGetMetadata(string metadataName, out object? metadata)
+    {
+        metadata = null;
+        return false;
+    }
+}

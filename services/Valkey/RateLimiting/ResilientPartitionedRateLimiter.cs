@@ -31,6 +31,7 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
     private long _outageUntil; // timestamp; 0 = healthy
     private int _degraded;
 
+    /// <summary>Decides with <paramref name="primary"/>; while it cannot (Valkey unavailable) with <paramref name="fallback"/>, or refuses when that is null. Retries the primary every <paramref name="probeInterval"/>.</summary>
     public ResilientPartitionedRateLimiter(
         PartitionedRateLimiter<TResource> primary, PartitionedRateLimiter<TResource>? fallback, TimeSpan probeInterval, TimeProvider? timeProvider = null)
     {
@@ -42,7 +43,9 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
         _time = timeProvider ?? TimeProvider.System;
     }
 
+    /// <summary>What happens while Valkey cannot decide: fall back (fail open) or refuse (fail closed).</summary>
     public OutageBehavior Behavior => _fallback is null ? OutageBehavior.FailClosed : OutageBehavior.FailOpen;
+    /// <summary>Whether an outage is in progress.</summary>
     public bool IsDegraded => Volatile.Read(ref _degraded) == 1;
 
     /// <summary>Raised once when Valkey stops deciding, with the exception that showed it.</summary>
@@ -51,8 +54,10 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
     /// <summary>Raised once when Valkey decides again.</summary>
     public event Action? OutageEnded;
 
+    /// <inheritdoc/>
     public override RateLimiterStatistics? GetStatistics(TResource resource) => _primary.GetStatistics(resource);
 
+    /// <inheritdoc/>
     protected override RateLimitLease AttemptAcquireCore(TResource resource, int permitCount)
     {
         if (InOutageWindow())
@@ -62,7 +67,10 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
         try
         {
             var lease = _primary.AttemptAcquire(resource, permitCount);
-            Recovered();
+            if (lease is not DecidedOnlyAsynchronouslyLease)
+            {
+                Recovered(); // a Valkey limiter's synchronous answer asked nothing, so it proves no recovery
+            }
             return lease;
         }
         catch (Exception ex) when (IsOutage(ex))
@@ -72,6 +80,7 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
         }
     }
 
+    /// <inheritdoc/>
     protected override async ValueTask<RateLimitLease> AcquireAsyncCore(TResource resource, int permitCount, CancellationToken cancellationToken)
     {
         if (InOutageWindow())
@@ -91,6 +100,7 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
         }
     }
 
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -100,6 +110,7 @@ public sealed class ResilientPartitionedRateLimiter<TResource> : PartitionedRate
         }
     }
 
+    /// <inheritdoc/>
     protected override async ValueTask DisposeAsyncCore()
     {
         await _primary.DisposeAsync().ConfigureAwait(false);

@@ -16,6 +16,7 @@ public sealed class ValkeyConcurrencyLimiter : RateLimiter
     private readonly RedisKey[] _keys;
     private readonly LeaseCounters _counters;
 
+    /// <summary>A concurrency limiter for one <paramref name="partition"/>, under <c>{KeyPrefix}:conc:{partition}</c>.</summary>
     public ValkeyConcurrencyLimiter(IDatabase database, string partition, ValkeyRateLimiterOptions options)
     {
         ArgumentNullException.ThrowIfNull(database);
@@ -23,23 +24,26 @@ public sealed class ValkeyConcurrencyLimiter : RateLimiter
         options.Validate();
         _database = database;
         Options = options;
-        _keys = [KeySchema.TaggedKey("ratelimit", "conc", partition)];
+        _keys = [KeySchema.TaggedKey(options.KeyPrefix, "conc", partition)];
         _counters = new LeaseCounters(options.PermitLimit, options.TimeProvider);
     }
 
+    /// <summary>The limit and lease duration.</summary>
     public ValkeyRateLimiterOptions Options { get; }
+    /// <summary>The key this partition's leases live under (one hash slot).</summary>
     public RedisKey Key => _keys[0];
 
+    /// <inheritdoc/>
     public override TimeSpan? IdleDuration => _counters.IdleDuration;
 
+    /// <inheritdoc/>
     public override RateLimiterStatistics GetStatistics() => _counters.Statistics();
 
-    protected override RateLimitLease AttemptAcquireCore(int permitCount)
-    {
-        var id = Guid.NewGuid().ToString("N");
-        return Record(RateLimitDecision.Parse(_script.Evaluate(_database, _keys, Arguments("acquire", permitCount, id))), permitCount, id);
-    }
+    /// <inheritdoc/>
+    /// <remarks>Never admits and does no I/O: only <see cref="RateLimiter.AcquireAsync(int, CancellationToken)"/> decides, as for <see cref="ValkeyRateLimiter"/>.</remarks>
+    protected override RateLimitLease AttemptAcquireCore(int permitCount) => DecidedOnlyAsynchronouslyLease.Instance;
 
+    /// <inheritdoc/>
     protected override async ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

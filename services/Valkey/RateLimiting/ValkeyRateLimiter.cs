@@ -8,7 +8,10 @@ namespace ShopReference.Valkey.RateLimiting;
 /// Base of the window-based limiters: one partition, one key, one <c>EVALSHA</c> per decision, atomic in Lua and
 /// timed by the server's <c>TIME</c>, so any number of instances on any clocks share one exact count. Never queues:
 /// a rejected lease carries <see cref="MetadataName.RetryAfter"/>. Throws StackExchange.Redis exceptions when Valkey
-/// cannot decide; what to do then is the caller's outage policy (see <see cref="ResilientRateLimiter"/>).
+/// cannot decide; what to do then is the caller's outage policy (see <see cref="ResilientPartitionedRateLimiter{TResource}"/>).
+/// Only <c>AcquireAsync</c> decides: the synchronous <c>AttemptAcquire</c> answers "not acquired" without a round trip,
+/// because a thread blocked on Valkey per request starves the pool under load (ASP.NET Core's middleware then asks
+/// <c>AcquireAsync</c>).
 /// </summary>
 public abstract class ValkeyRateLimiter : RateLimiter
 {
@@ -17,6 +20,7 @@ public abstract class ValkeyRateLimiter : RateLimiter
     private readonly RedisKey[] _keys;
     private readonly LeaseCounters _counters;
 
+    /// <summary>A limiter for one <paramref name="partition"/> under <c>{KeyPrefix}:{entity}:{partition}</c>, deciding with the embedded <paramref name="script"/>.</summary>
     protected ValkeyRateLimiter(IDatabase database, string partition, ValkeyRateLimiterOptions options, string entity, string script)
     {
         ArgumentNullException.ThrowIfNull(database);
@@ -25,25 +29,31 @@ public abstract class ValkeyRateLimiter : RateLimiter
         _database = database;
         Options = options;
         _script = ValkeyScript.Load<ValkeyRateLimiter>(script);
-        _keys = [KeySchema.TaggedKey("ratelimit", entity, partition)];
+        _keys = [KeySchema.TaggedKey(options.KeyPrefix, entity, partition)];
         _counters = new LeaseCounters(options.PermitLimit, options.TimeProvider);
     }
 
+    /// <summary>The limit and window.</summary>
     public ValkeyRateLimiterOptions Options { get; }
 
     /// <summary>The key this partition's state lives under (one hash slot).</summary>
     public RedisKey Key => _keys[0];
 
+    /// <inheritdoc/>
     public override TimeSpan? IdleDuration => _counters.IdleDuration;
 
+    /// <inheritdoc/>
     public override RateLimiterStatistics GetStatistics() => _counters.Statistics();
 
+    /// <inheritdoc/>
+    /// <remarks>Never admits and does no I/O: only <see cref="RateLimiter.AcquireAsync(int, CancellationToken)"/> decides (see the class remarks).</remarks>
     protected override RateLimitLease AttemptAcquireCore(int permitCount)
     {
         CheckPermits(permitCount);
-        return Record(RateLimitDecision.Parse(_script.Evaluate(_database, _keys, Arguments(permitCount))));
+        return DecidedOnlyAsynchronouslyLease.Instance;
     }
 
+    /// <inheritdoc/>
     protected override async ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
     {
         CheckPermits(permitCount);
@@ -78,6 +88,7 @@ public sealed class FixedWindowLimiter(IDatabase database, string partition, Val
 public sealed class SlidingWindowLogLimiter(IDatabase database, string partition, ValkeyRateLimiterOptions options)
     : ValkeyRateLimiter(database, partition, options, "swl", "sliding_window_log")
 {
+    /// <inheritdoc/>
     protected override RedisValue[] Arguments(int permitCount) => [.. base.Arguments(permitCount), Guid.NewGuid().ToString("N")];
 }
 

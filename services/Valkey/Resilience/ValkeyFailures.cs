@@ -15,6 +15,7 @@ public static class ValkeyFailures
     private static readonly string[] TransientReplies =
         ["LOADING", "BUSY", "READONLY", "OOM", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "MISCONF"];
 
+    /// <summary>True when the exception says Valkey could not serve the command now (connection, timeout, or a transient reply such as LOADING or CLUSTERDOWN); false for a defect (a permission, a wrong type, a script error).</summary>
     public static bool IsUnavailable(Exception exception) => exception switch
     {
         RedisConnectionException or RedisTimeoutException => true,

@@ -22,8 +22,11 @@ public sealed class ValkeyScript
         Sha1 = SHA1.HashData(Encoding.UTF8.GetBytes(body));
     }
 
+    /// <summary>The script's file name without <c>.lua</c>.</summary>
     public string Name { get; }
+    /// <summary>The Lua source, sent once when the server does not know its SHA-1.</summary>
     public string Body { get; }
+    /// <summary>The SHA-1 of the body, as <c>EVALSHA</c> takes it.</summary>
     public byte[] Sha1 { get; }
 
     /// <summary>Loads <c>{name}.lua</c> embedded in the assembly of <typeparamref name="TOwner"/>.</summary>
@@ -37,6 +40,7 @@ public sealed class ValkeyScript
         return new ValkeyScript(name, reader.ReadToEnd());
     });
 
+    /// <summary>Runs the script by SHA-1, sending the body once if the server answers NOSCRIPT (after a restart or failover).</summary>
     public async Task<RedisResult> EvaluateAsync(IDatabaseAsync database, RedisKey[] keys, RedisValue[] values, CommandFlags flags = CommandFlags.None)
     {
         try
@@ -49,6 +53,7 @@ public sealed class ValkeyScript
         }
     }
 
+    /// <summary>Runs the script by SHA-1, sending the body once if the server answers NOSCRIPT.</summary>
     public RedisResult Evaluate(IDatabase database, RedisKey[] keys, RedisValue[] values, CommandFlags flags = CommandFlags.None)
     {
         try

@@ -50,6 +50,7 @@ public sealed class StreamConsumerGroup
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
+    /// <summary>One <paramref name="member"/> of consumer <paramref name="group"/> on <paramref name="stream"/>.</summary>
     public StreamConsumerGroup(IConnectionMultiplexer multiplexer, RedisKey stream, string group, string member,
         StreamConsumerOptions options, ILogger logger, TimeProvider? time = null)
     {
@@ -65,8 +66,11 @@ public sealed class StreamConsumerGroup
         _time = time ?? TimeProvider.System;
     }
 
+    /// <summary>The consumer group this member reads in.</summary>
     public string Group { get; }
+    /// <summary>This member's name in the group (unique per process).</summary>
     public string Member { get; }
+    /// <summary>Entries this member claimed from members that stopped acknowledging.</summary>
     public long Claimed => Interlocked.Read(ref _claimed);
     private long _claimed;
 

@@ -201,7 +201,7 @@ public sealed partial class DocCommandTests(ShopAppFixture fixture)
                         yield return $"no benchmark scenario '{scenario.Groups[1].Value}' (there are: {string.Join(", ", scenarios.Order())})";
                     }
                 }
-                else if (!Regex.IsMatch(line, @"\bdotnet (test|run|user-secrets|build|tool install)\b"))
+                else if (!Regex.IsMatch(line, @"\bdotnet (test|run|user-secrets|build|pack|add package|tool install)\b"))
                 {
                     yield return "a dotnet command this test does not know";
                 }

@@ -1,6 +1,6 @@
 using ShopReference.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using StackExchange.Redis;
 

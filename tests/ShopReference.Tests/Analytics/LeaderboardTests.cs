@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ShopReference.Analytics.Data;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Analytics.Counting;
 using ShopReference.Valkey.Caching;
 using StackExchange.Redis;

@@ -12,7 +12,7 @@ using ShopReference.CartSession.Orders;
 using ShopReference.Testing;
 using ShopReference.Tests.Analytics;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Valkey.Resilience;
 using StackExchange.Redis;
 

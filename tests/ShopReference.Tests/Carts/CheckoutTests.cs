@@ -7,7 +7,7 @@ using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Carts;

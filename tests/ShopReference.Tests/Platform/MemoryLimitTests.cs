@@ -43,7 +43,7 @@ public sealed class MemoryLimitTests(ServersFixture fixture)
             sessions.Add(session);
         }
         Assert.Equal(ClaimState.Claimed, (await claims.ClaimAsync(sessions[0], "key-1", "f00d", "token-1")).State);
-        var limiter = new FixedWindowLimiter(database, "memory-test", new ValkeyRateLimiterOptions { PermitLimit = 100, Window = TimeSpan.FromMinutes(5) });
+        var limiter = new FixedWindowLimiter(database, "memory-test", new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = 100, Window = TimeSpan.FromMinutes(5) });
         for (var i = 0; i < 10; i++)
         {
             using var lease = await limiter.AcquireAsync(1, Ct);

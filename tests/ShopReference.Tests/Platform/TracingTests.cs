@@ -4,7 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using ShopReference.Testing;
 using ShopReference.Tests.Analytics;
 using ShopReference.Tests.Infrastructure;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 namespace ShopReference.Tests.Platform;

@@ -5,7 +5,7 @@ using ShopReference.Testing;
 using ShopReference.Tests.Analytics;
 using ShopReference.Valkey;
 using ShopReference.Valkey.Caching;
-using ShopReference.Valkey.Events;
+using ShopReference.Contracts.Events;
 using ShopReference.Valkey.RateLimiting;
 using StackExchange.Redis;
 
@@ -67,7 +67,7 @@ public sealed class ValkeyClusterTests(ClusterFixture fixture) : IClassFixture<C
             for (var client = 0; client < 30; client++)
             {
                 var limiter = ValkeyRateLimiters.Create(algorithm, valkey.GetDatabase(), $"test-{run}-{algorithm}-{client}",
-                    new ValkeyRateLimiterOptions { PermitLimit = 5, Window = TimeSpan.FromMinutes(1) });
+                    new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = 5, Window = TimeSpan.FromMinutes(1) });
                 using var lease = await limiter.AcquireAsync(1, Ct);
                 Assert.True(lease.IsAcquired, $"{algorithm} refused a first request");
             }
@@ -173,7 +173,7 @@ public sealed class ValkeyClusterTests(ClusterFixture fixture) : IClassFixture<C
         var partition = Enumerable.Range(0, 1000).Select(i => $"test-{run}-{i}")
             .First(p => valkey.GetDatabase().IdentifyEndpoint(KeySchema.TaggedKey("ratelimit", "tb", p))!.Equals(victim.EndPoint));
         var limiter = ValkeyRateLimiters.Create(RateLimitAlgorithm.TokenBucket, valkey.GetDatabase(), partition,
-            new ValkeyRateLimiterOptions { PermitLimit = 1_000_000, Window = TimeSpan.FromMinutes(1) });
+            new ValkeyRateLimiterOptions { KeyPrefix = "ratelimit", PermitLimit = 1_000_000, Window = TimeSpan.FromMinutes(1) });
         var load = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)

@@ -10,7 +10,7 @@ internal static class LimiterHarness
     public static string NewPartition() => "test-" + Guid.NewGuid().ToString("N");
 
     public static ValkeyRateLimiterOptions Options(int limit, TimeSpan window, TimeProvider? time = null) =>
-        new() { PermitLimit = limit, Window = window, TimeProvider = time ?? TimeProvider.System };
+        new() { KeyPrefix = "ratelimit", PermitLimit = limit, Window = window, TimeProvider = time ?? TimeProvider.System };
 
     /// <summary>
     /// <paramref name="clients"/> concurrent clients, spread round-robin over <paramref name="limiters"/>, each trying

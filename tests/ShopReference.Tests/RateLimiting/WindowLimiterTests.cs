@@ -139,4 +139,38 @@ public sealed class WindowLimiterTests(ServersFixture fixture)
         Assert.True(second.IsAcquired);
         Assert.Equal(2, limiter.GetStatistics()!.TotalSuccessfulLeases);
     }
+
+    // ASP.NET Core's rate-limiting middleware calls AttemptAcquire first on every request: a limiter that blocked a thread
+    // on a round trip there would starve the pool under load. So the synchronous path asks nothing and spends nothing,
+    // and the whole limit is still there for AcquireAsync, which the middleware calls next.
+    [Theory]
+    [MemberData(nameof(WindowAlgorithms))]
+    [InlineData(RateLimitAlgorithm.Concurrency)]
+    public async Task AttemptAcquire_answers_not_acquired_without_touching_Valkey_and_AcquireAsync_still_admits_the_whole_limit(RateLimitAlgorithm algorithm)
+    {
+        await using var connection = await LimiterHarness.ConnectAsync(fixture.Valkey.ConnectionString);
+        var database = connection.GetDatabase();
+        using var limiter = ValkeyRateLimiters.Create(algorithm, database, LimiterHarness.NewPartition(), LimiterHarness.Options(3, LongWindow));
+        var key = limiter switch
+        {
+            ValkeyRateLimiter window => window.Key,
+            ValkeyConcurrencyLimiter concurrency => concurrency.Key,
+            _ => throw new InvalidOperationException(limiter.GetType().Name),
+        };
+
+        for (var i = 0; i < 10; i++)
+        {
+            using var refused = limiter.AttemptAcquire(1);
+            Assert.False(refused.IsAcquired);
+        }
+        Assert.False(await database.KeyExistsAsync(key));
+
+        var leases = new List<RateLimitLease>();
+        for (var i = 0; i < 5; i++)
+        {
+            leases.Add(await limiter.AcquireAsync(1, TestContext.Current.CancellationToken));
+        }
+        Assert.Equal(3, leases.Count(lease => lease.IsAcquired));
+        leases.ForEach(lease => lease.Dispose());
+    }
 }

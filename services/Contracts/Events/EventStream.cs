@@ -1,4 +1,6 @@
-namespace ShopReference.Valkey.Events;
+using ShopReference.Valkey;
+
+namespace ShopReference.Contracts.Events;
 
 /// <summary>
 /// The shop's event stream: the contract between the services that publish (catalog, cart-session) and the one that

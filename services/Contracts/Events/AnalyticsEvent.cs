@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Text;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Events;
+using ShopReference.Valkey;
+
+namespace ShopReference.Contracts.Events;
 
 /// <summary>The event types the pipeline knows; anything else is refused (API) or dead-lettered (stream).</summary>
 public static class EventTypes

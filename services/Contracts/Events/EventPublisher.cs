@@ -2,7 +2,9 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
-namespace ShopReference.Valkey.Events;
+using ShopReference.Valkey;
+
+namespace ShopReference.Contracts.Events;
 
 /// <summary>
 /// Publishes analytics events from a service's request path: one <c>XADD … MAXLEN ~</c>, awaited, and never an
@@ -40,7 +42,7 @@ public sealed class EventPublisher
     public long Dropped => Interlocked.Read(ref _droppedTotal);
 
     /// <summary>
-    /// Appends the event; false when it was dropped because Valkey is unavailable (<see cref="Resilience.ValkeyFailures"/>).
+    /// Appends the event; false when it was dropped because Valkey is unavailable (<see cref="ShopReference.Valkey.Resilience.ValkeyFailures"/>).
     /// Any other refusal (a permission, a wrong type) is a defect and throws.
     /// </summary>
     public async Task<bool> PublishAsync(AnalyticsEvent analyticsEvent)
@@ -56,7 +58,7 @@ public sealed class EventPublisher
             await AppendAsync(analyticsEvent).ConfigureAwait(false);
             return true;
         }
-        catch (Exception ex) when (Resilience.ValkeyFailures.IsUnavailable(ex))
+        catch (Exception ex) when (ShopReference.Valkey.Resilience.ValkeyFailures.IsUnavailable(ex))
         {
             Drop(type, ex);
             return false;
