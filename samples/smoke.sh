@@ -28,8 +28,9 @@ grep -q '"ShopReference.Valkey/1.0.0"' samples/Sample.Api/obj/project.assets.jso
 # 2. A Valkey with an administrator (for this script's checks only) and the sample's user, from valkey-user.acl.
 server=$(command -v valkey-server || command -v redis-server) || fail "no valkey-server or redis-server"
 cli=$(command -v valkey-cli || command -v redis-cli) || fail "no valkey-cli or redis-cli"
-free_port() { local p; for _ in $(seq 50); do p=$((20000 + RANDOM % 20000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }; done; return 1; }
-valkey_port=$(free_port); api_port=$(free_port)
+# Ports from 17000-19999: below the ephemeral range, and apart from the bands the test suite and Aspire pick from.
+free_port() { local p; for _ in $(seq 50); do p=$((17000 + RANDOM % 3000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }; done; return 1; }
+valkey_port=$(free_port); api_port=$(free_port); while [ "$api_port" = "$valkey_port" ]; do api_port=$(free_port); done
 admin_password=$(head -c 18 /dev/urandom | base64 | tr -d '/+='); sample_password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 { echo "user default on >$admin_password ~* &* +@all"; sed "s/SAMPLE_PASSWORD/$sample_password/" samples/valkey-user.acl; } >"$work/users.acl"
 "$server" --bind 127.0.0.1 --port "$valkey_port" --save '' --appendonly no --aclfile "$work/users.acl" >"$work/valkey.log" 2>&1 &

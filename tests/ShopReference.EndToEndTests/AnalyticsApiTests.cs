@@ -139,6 +139,31 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         Assert.Equal(before, await valkey.GetDatabase().StreamLengthAsync(EventStream.Key));
     }
 
+    // Without the gateway there is no visitor: a caller that reaches the analytics service directly (with no context,
+    // or one signed with another key) cannot add views to most-viewed and trending.
+    [Fact]
+    public async Task A_view_posted_straight_to_the_service_without_the_gateway_s_client_context_is_a_403_and_reaches_no_stream()
+    {
+        using var analytics = App.CreateHttpClient("analytics");
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
+        var before = await valkey.GetDatabase().StreamLengthAsync(EventStream.Key);
+        var forged = Forgery.Token(fixture.Shop.SigningKey + "-not-it", "shopreference-client-context", ("visitor", "forged"));
+
+        foreach (var context in new string?[] { null, forged })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/analytics/events")
+            {
+                Content = new StringContent($"{{\"type\":\"product.viewed\",\"productId\":{PostedViewProduct}}}", System.Text.Encoding.UTF8, "application/json"),
+            };
+            if (context is not null) request.Headers.Add("X-Shop-Client", context);
+            using var response = await analytics.SendAsync(request, Ct);
+
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+        Assert.Equal(before, await valkey.GetDatabase().StreamLengthAsync(EventStream.Key));
+    }
+
     [Fact]
     public async Task A_view_posted_through_the_gateway_gets_a_server_id_and_counts()
     {

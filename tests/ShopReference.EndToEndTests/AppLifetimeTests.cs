@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Npgsql;
+using ShopReference.LocalServers;
 using ShopReference.Testing;
 using StackExchange.Redis;
 
@@ -208,9 +209,9 @@ public sealed class CtrlCTests
                 ["DOTNET_ENVIRONMENT"] = "Development",
                 ["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true",
                 ["ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS"] = "true",
-                ["ASPNETCORE_URLS"] = $"http://localhost:{FreePort.Next()}",
-                ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort.Next()}",
-                ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort.Next()}",
+                ["ASPNETCORE_URLS"] = $"http://localhost:{LocalPorts.NextFree()}",
+                ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{LocalPorts.NextFree()}",
+                ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{LocalPorts.NextFree()}",
             },
         };
         using var run = Process.Start(info)!; // setsid and env exec in place: dotnet runs in a session (and process group) of its own

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Google.Protobuf;
+using ShopReference.LocalServers;
 
 namespace ShopReference.Testing;
 
@@ -23,7 +24,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
 
     public OtlpReceiver()
     {
-        Port = FreePort.Next();
+        Port = LocalPorts.NextFree();
         _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
         _listener.Start();
         _serving = Task.Run(ServeAsync);

@@ -3,6 +3,7 @@ using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ShopReference.LocalServers;
 
 namespace ShopReference.Testing;
 
@@ -199,11 +200,11 @@ public sealed partial class ShopApp : IAsyncDisposable
     // What the AppHost's launch profile sets for `dotnet run`, on free ports: the testing builder reads no launch profile.
     private static string[] DashboardArguments =>
     [
-        $"--ASPNETCORE_URLS=http://localhost:{FreePort.Next()}",
+        $"--ASPNETCORE_URLS=http://localhost:{LocalPorts.NextFree()}",
         "--ASPIRE_ALLOW_UNSECURED_TRANSPORT=true",
         "--ASPIRE_DASHBOARD_UNSECURED_ALLOW_ANONYMOUS=true",
-        $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://localhost:{FreePort.Next()}",
-        $"--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://localhost:{FreePort.Next()}",
+        $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://localhost:{LocalPorts.NextFree()}",
+        $"--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://localhost:{LocalPorts.NextFree()}",
     ];
 
     /// <summary>

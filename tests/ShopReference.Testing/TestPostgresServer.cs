@@ -51,7 +51,7 @@ public sealed class TestPostgresServer : IAsyncDisposable
         var cluster = new PostgresCluster(binDirectory, Path.Combine(directory, "data"));
         await cluster.PrepareAsync(password, CancellationToken.None);
 
-        var port = FreePort.Next();
+        var port = LocalPorts.NextFree();
         var (fileName, arguments) = cluster.ServerCommand(PostgresCluster.EphemeralSettings.Concat(settings ?? new Dictionary<string, string>())
             .ToDictionary(s => s.Key, s => s.Value));
         var process = ServerProcess.Start(fileName, [.. arguments, "-p", port.ToString(CultureInfo.InvariantCulture)]);

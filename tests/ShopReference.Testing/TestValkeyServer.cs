@@ -40,7 +40,7 @@ public sealed class TestValkeyServer : IAsyncDisposable
         var directory = Directory.CreateTempSubdirectory("shopref-valkey-").FullName;
         var password = Secrets.NewPassword();
         ValkeyConfigFile.Write(directory, password, persistent, settings);
-        var port = FreePort.Next();
+        var port = LocalPorts.NextFree();
 
         var process = await LaunchAsync(binary, directory, port, password, timeout ?? TimeSpan.FromSeconds(30));
         return new TestValkeyServer(process, binary, directory, port, password);

@@ -29,7 +29,7 @@ public static class AnalyticsApi
     {
         var api = app.MapGroup("api/analytics").WithTags("Analytics");
         api.MapPost("events", PostEventAsync).WithName("PostEvent")
-            .WithSummary("Records that the caller viewed a product of the catalog (type product.viewed only); 202 with the id the server gave it.")
+            .WithSummary("Records that the caller viewed a product of the catalog (type product.viewed only, through the gateway only: 403 without its client context); 202 with the id the server gave it.")
             .Accepts<EventRequest>("application/json");
         api.MapGet("leaderboards/{board}", GetLeaderboardAsync).WithName("GetLeaderboard")
             .WithSummary("Top products of a board (most-viewed, best-selling) over 1h, 24h or 7d; ties by product id.");
@@ -70,8 +70,14 @@ public static class AnalyticsApi
         {
             return Unavailable(http, "The catalog cannot confirm the product right now; the event was not accepted.");
         }
-        var visitor = (await ClientContext.FromAsync(http))?.Visitor;
-        var analyticsEvent = new AnalyticsEvent(EventRules.NewId(), EventTypes.ProductViewed, time.GetUtcNow(), visitor, body.ProductId);
+        // The visitor is the gateway's signed client context, never the caller's word: a request that did not come
+        // through the gateway is nobody's view.
+        if (await ClientContext.FromAsync(http) is not { } client)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Views are recorded only through the gateway",
+                detail: $"The request carries no valid {ShopAuthentication.ClientContextHeader} client context, so it names no visitor.");
+        }
+        var analyticsEvent = new AnalyticsEvent(EventRules.NewId(), EventTypes.ProductViewed, time.GetUtcNow(), client.Visitor, body.ProductId);
         if (!await publisher.PublishAsync(analyticsEvent))
         {
             return Unavailable(http, "The event stream is unavailable; the event was not accepted.");

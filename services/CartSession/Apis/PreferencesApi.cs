@@ -10,7 +10,7 @@ public sealed record ViewedProduct(long? ProductId);
 /// <summary>
 /// The comparison (docs/cart.md): preferences kept the stock way, with ASP.NET Core's session middleware over
 /// <c>IDistributedCache</c> on the same Valkey. The whole session is one blob, loaded at the first access and written
-/// back whole when the request ends, so two concurrent requests that each change it race and the last write wins.
+/// back whole, so two concurrent requests that each change it race and the last write wins.
 /// That is acceptable for a preference a user sets by hand; it is why the cart does not work this way.
 /// </summary>
 public static class PreferencesApi
@@ -38,7 +38,7 @@ public static class PreferencesApi
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["currency"] = [$"One of {string.Join(", ", Currencies)}."] });
         }
-        return TypedResults.Ok(Save(http, await LoadAsync(http) with { Currency = currency }));
+        return TypedResults.Ok(await SaveAsync(http, await LoadAsync(http) with { Currency = currency }));
     }
 
     public static async Task<Results<Ok<Preferences>, ValidationProblem>> AddViewedAsync(ViewedProduct? body, HttpContext http)
@@ -49,7 +49,7 @@ public static class PreferencesApi
         }
         var current = await LoadAsync(http);
         var viewed = current.RecentlyViewed.Where(id => id != body.ProductId).Prepend(body.ProductId.Value).Take(MaxRecentlyViewed).ToList();
-        return TypedResults.Ok(Save(http, current with { RecentlyViewed = viewed }));
+        return TypedResults.Ok(await SaveAsync(http, current with { RecentlyViewed = viewed }));
     }
 
     // LoadAsync first: without it the middleware would read Valkey synchronously on the first access.
@@ -61,9 +61,12 @@ public static class PreferencesApi
             : new Preferences("EUR", []);
     }
 
-    private static Preferences Save(HttpContext http, Preferences preferences)
+    // Written before the answer: the middleware would write the blob back only once the response is on its way, so a
+    // client that read the answer and asked another replica at once could still find the old blob there.
+    private static async Task<Preferences> SaveAsync(HttpContext http, Preferences preferences)
     {
         http.Session.Set(SessionKey, JsonSerializer.SerializeToUtf8Bytes(preferences, JsonSerializerOptions.Web));
-        return preferences; // the middleware writes the whole blob back after the response
+        await http.Session.CommitAsync(http.RequestAborted);
+        return preferences;
     }
 }

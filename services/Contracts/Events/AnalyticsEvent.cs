@@ -100,6 +100,9 @@ public static class EventRules
         if (e.Timestamp < now - MaxAge) errors["timestamp"] = [$"Older than {MaxAge.TotalHours:0} hours."];
         if (e.Timestamp > now + MaxFutureSkew) errors["timestamp"] = [$"More than {MaxFutureSkew.TotalMinutes:0} minutes in the future."];
         if (e.VisitorId is not null && !IsToken(e.VisitorId)) errors["visitorId"] = [$"1 to {MaxIdLength} characters: letters, digits, '-', '_', '.', ':'."];
+        // A view counts toward most-viewed and trending only as a visitor's: one without a visitor could be anyone's,
+        // so it would let whoever can reach the stream or the analytics service steer the boards.
+        if (e.Type == EventTypes.ProductViewed && e.VisitorId is null) errors["visitorId"] = ["A view names its visitor (the gateway's client context)."];
         switch (e.Type)
         {
             case EventTypes.ProductViewed or EventTypes.CartItemAdded when e.ProductId is not > 0:

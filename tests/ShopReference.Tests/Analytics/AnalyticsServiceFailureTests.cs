@@ -2,6 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using ShopReference.Analytics.Apis;
 using ShopReference.Analytics.Extensions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using ShopReference.RateLimit.Auth;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 
@@ -23,20 +26,30 @@ public sealed class AnalyticsServiceFailureTests(ServersFixture fixture)
             ["ConnectionStrings:catalogdb"] = await fixture.Postgres.CreateDatabaseAsync("analyticsfailurecatalog"),
         });
         await using var valkey = await TestValkeyServer.StartAsync(); // its own server: this test stops it
+        var signingKey = Secrets.NewPassword(64);
         await using var service = await InProcessService.AnalyticsAsync(new Dictionary<string, string?>
         {
             ["ConnectionStrings:valkey"] = valkey.FastFailConnectionString,
             ["ConnectionStrings:analyticsdb"] = await fixture.Postgres.CreateDatabaseAsync("analyticsfailure"),
             ["services:catalog:http:0"] = catalog.Address.ToString(),
+            ["Auth:SigningKey"] = signingKey,
         });
         using var http = service.Client();
-        var view = new { type = "product.viewed", productId = 3 };
+        // A view is a visitor's only with the client context the gateway signs: the gateway's own issuer makes a fresh
+        // one per request here (a context lives two minutes, which a slow run of this test could outlast).
+        var issuer = new TokenIssuer(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Auth:SigningKey"] = signingKey }).Build());
+        async Task<HttpResponseMessage> PostViewAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/analytics/events") { Content = JsonContent.Create(new { type = "product.viewed", productId = 3 }) };
+            request.Headers.Add(ShopAuthentication.ClientContextHeader, issuer.ClientContext("visitor-under-test", isHttps: false));
+            return await http.SendAsync(request, Ct);
+        }
         await Eventually.UntilAsync(async () =>
         {
             using var health = await catalog.Client().GetAsync("/health", Ct);
             return health.IsSuccessStatusCode;
         }, TimeSpan.FromSeconds(60), "the catalog seeded and ready", cancellationToken: Ct);
-        using (var up = await http.PostAsJsonAsync("/api/analytics/events", view, Ct))
+        using (var up = await PostViewAsync())
         {
             Assert.Equal(HttpStatusCode.Accepted, up.StatusCode);
         }
@@ -46,7 +59,7 @@ public sealed class AnalyticsServiceFailureTests(ServersFixture fixture)
         using var series = await http.GetAsync("/api/analytics/timeseries/views", Ct);
         await Eventually.UntilAsync(async () =>
         {
-            using var posted = await http.PostAsJsonAsync("/api/analytics/events", view, Ct); // dropped at once once the client knows
+            using var posted = await PostViewAsync(); // dropped at once once the client knows
             return posted.StatusCode == HttpStatusCode.ServiceUnavailable && posted.Headers.RetryAfter is not null;
         }, TimeSpan.FromSeconds(20), "posting refused with 503 while Valkey is down", cancellationToken: Ct);
 
@@ -60,7 +73,7 @@ public sealed class AnalyticsServiceFailureTests(ServersFixture fixture)
         await valkey.RestartAsync();
         await Eventually.UntilAsync(async () =>
         {
-            using var again = await http.PostAsJsonAsync("/api/analytics/events", view, Ct);
+            using var again = await PostViewAsync();
             return again.StatusCode == HttpStatusCode.Accepted;
         }, TimeSpan.FromSeconds(30), "events accepted again after Valkey returned", cancellationToken: Ct);
     }

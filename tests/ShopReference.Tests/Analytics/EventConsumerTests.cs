@@ -209,16 +209,19 @@ public sealed class EventConsumerTests(ServersFixture fixture)
         await database.StreamAddAsync(EventStream.Key, [new("id", "e2"), new("type", EventTypes.ProductViewed), new("ts", now)]);
         await database.StreamAddAsync(EventStream.Key, [new("id", "e3"), new("type", EventTypes.ProductViewed), new("ts", now - (long)TimeSpan.FromDays(3).TotalMilliseconds), new("product", 1)]);
         await database.StreamAddAsync(EventStream.Key, [new("type", EventTypes.ProductViewed)]);
+        // Well formed but nobody's: a view without a visitor would let whoever reaches the stream steer the boards.
+        await database.StreamAddAsync(EventStream.Key, [new("id", "e5"), new("type", EventTypes.ProductViewed), new("ts", now), new("product", 1)]);
         await AnalyticsKit.AppendAsync(connection, AnalyticsKit.Views(1));
 
         await consumer.DrainAsync();
 
-        Assert.Equal((1, 4), (consumer.Counters.Applied, consumer.Counters.DeadLettered));
+        Assert.Equal((1, 5), (consumer.Counters.Applied, consumer.Counters.DeadLettered));
         var dead = await database.StreamRangeAsync(AnalyticsKeys.DeadLetters);
-        Assert.Equal(4, dead.Length);
+        Assert.Equal(5, dead.Length);
         Assert.All(dead, d => Assert.False(d["reason"].IsNullOrEmpty));
         Assert.Contains("type", (string?)dead[0]["reason"]);
         Assert.Contains("timestamp", (string?)dead[2]["reason"]);
+        Assert.Contains("visitorId", (string?)dead[4]["reason"]);
         Assert.Equal(0, await AnalyticsKit.PendingAsync(connection));
         Assert.Equal(1, (await AnalyticsKit.BucketAsync(connection, "views")).Values.Sum());
     }

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Extensions;
+using ShopReference.LocalServers;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using ShopReference.CartSession.Carts;
@@ -29,7 +30,7 @@ public sealed class CartServiceFailureTests(ServersFixture fixture)
         {
             ["ConnectionStrings:valkey"] = connectionString,
             ["ConnectionStrings:cartdb"] = await fixture.Postgres.CreateDatabaseAsync("cartfailure"),
-            ["services:catalog:http:0"] = $"http://127.0.0.1:{FreePort.Next()}", // nothing listens there
+            ["services:catalog:http:0"] = $"http://127.0.0.1:{LocalPorts.NextFree()}", // nothing listens there
         });
         await using var connection = await ConnectionMultiplexer.ConnectAsync(connectionString);
         var store = new CartStore(connection, new CartLimits());

@@ -1,3 +1,4 @@
+using ShopReference.LocalServers;
 using ShopReference.ServiceClients;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.DependencyInjection;
@@ -76,7 +77,7 @@ public sealed class CheckoutTests(ServersFixture fixture)
         var orders = new OrdersDatabase(dataSource, NullLogger<OrdersDatabase>.Instance);
         await orders.InitializeAsync(TestContext.Current.CancellationToken);
         var carts = new CartStore(connection, Limits);
-        using var deadCatalog = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{FreePort.Next()}") }; // nothing listens
+        using var deadCatalog = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{LocalPorts.NextFree()}") }; // nothing listens
         var checkout = new CheckoutService(carts, new CheckoutClaims(connection, Limits), orders,
             new CatalogClient(deadCatalog, services.GetRequiredService<HybridCache>()), new CartSessionMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()),
             new OutboxRelay(dataSource, new EventPublisher(connection, services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), NullLogger<EventPublisher>.Instance),

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
+using ShopReference.LocalServers;
 using ShopReference.Testing;
 
 namespace ShopReference.Tests.Infrastructure;
@@ -47,7 +48,7 @@ public sealed class InProcessService : IAsyncDisposable
     private static async Task<InProcessService> StartAsync(string service, IReadOnlyDictionary<string, string?> settings,
         Action<WebApplicationBuilder> addServices, Action<WebApplication> map)
     {
-        var address = new Uri($"http://127.0.0.1:{FreePort.Next()}");
+        var address = new Uri($"http://127.0.0.1:{LocalPorts.NextFree()}");
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             EnvironmentName = Environments.Production,

@@ -116,7 +116,7 @@ public sealed class LocalServerTests(ServersFixture fixture)
 
     private static async Task<ServerProcessHandle> StartAsync(PostgresCluster cluster)
     {
-        var port = FreePort.Next();
+        var port = LocalPorts.NextFree();
         var (fileName, arguments) = cluster.ServerCommand(PostgresCluster.EphemeralSettings);
         var process = ServerProcess.Start(fileName, [.. arguments, "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await process.WaitUntilReadyAsync(async _ => await CanConnectAtAllAsync(port), TimeSpan.FromSeconds(60), "postgres");

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using ShopReference.LocalServers;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using StackExchange.Redis;
@@ -61,7 +62,7 @@ public sealed class TransientRepliesTests(ServersFixture fixture) : IAsyncLifeti
     public async Task A_valkey_that_became_a_read_only_replica_gets_each_service_s_documented_answer()
     {
         // A replica whose primary is gone: it still serves reads, and refuses every write with READONLY.
-        await _admin.GetServers().Single().ExecuteAsync("REPLICAOF", "127.0.0.1", FreePort.Next().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await _admin.GetServers().Single().ExecuteAsync("REPLICAOF", "127.0.0.1", LocalPorts.NextFree().ToString(System.Globalization.CultureInfo.InvariantCulture));
         try
         {
             await AssertDocumentedBehaviourAsync("READONLY");
