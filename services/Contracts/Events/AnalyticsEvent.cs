@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text;
-using StackExchange.Redis;
-
 using ShopReference.Valkey;
+using StackExchange.Redis;
 
 namespace ShopReference.Contracts.Events;
 
@@ -121,8 +120,6 @@ public static class EventRules
 
     private static bool IsToken(string? value) =>
         value is { Length: > 0 and <= MaxIdLength } && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':');
-
-    /// <summary>
 
     /// <summary>An id for a new event: 128 random bits, hex.</summary>
     public static string NewId() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));

@@ -1,8 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
-
 using ShopReference.Valkey;
+using StackExchange.Redis;
 
 namespace ShopReference.Contracts.Events;
 

@@ -52,17 +52,4 @@ public sealed class ValkeyScript
             return await database.ScriptEvaluateAsync(Body, keys, values, flags).ConfigureAwait(false);
         }
     }
-
-    /// <summary>Runs the script by SHA-1, sending the body once if the server answers NOSCRIPT.</summary>
-    public RedisResult Evaluate(IDatabase database, RedisKey[] keys, RedisValue[] values, CommandFlags flags = CommandFlags.None)
-    {
-        try
-        {
-            return database.ScriptEvaluate(Sha1, keys, values, flags);
-        }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-        {
-            return database.ScriptEvaluate(Body, keys, values, flags);
-        }
-    }
 }
