@@ -7,6 +7,10 @@ IScenario[] scenarios = [new RoundTripScenario(), new RateLimitScenario(), new C
 #pragma warning restore CA1416
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
+if (name == ShopReference.Bench.Harness.BareHop.Name)
+{
+    return await ShopReference.Bench.Harness.BareHop.RunAsync(args); // a child of the http scenario: the gateway's anchor
+}
 if (name == ShopReference.Bench.LiveShoppers.Name)
 {
     return await ShopReference.Bench.LiveShoppers.RunAsync(OptionText); // against a running app: no servers of its own

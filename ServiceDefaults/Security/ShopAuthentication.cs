@@ -88,6 +88,8 @@ public static class ShopAuthentication
                 };
             });
 
+        builder.Services.AddSingleton<ClientContextCache>();
+
         var authorization = builder.Services.AddAuthorizationBuilder();
         foreach (var permission in Permissions.All)
         {
@@ -125,13 +127,27 @@ public sealed record ClientContext(string Visitor, bool IsHttps)
 {
     public static async Task<ClientContext?> FromAsync(HttpContext http)
     {
-        if (!http.Request.Headers.ContainsKey(ShopAuthentication.ClientContextHeader))
+        var header = http.Request.Headers[ShopAuthentication.ClientContextHeader];
+        if (header.Count == 0)
         {
             return null;
         }
+        var cache = http.RequestServices.GetService<ClientContextCache>();
+        if (header.Count == 1 && cache is not null && cache.TryGet(header[0]!, out var known))
+        {
+            return known;
+        }
         var result = await http.AuthenticateAsync(ShopAuthentication.ClientContextScheme);
-        return result.Succeeded && result.Principal.FindFirst(ShopAuthentication.VisitorClaim)?.Value is { Length: > 0 } visitor
-            ? new ClientContext(visitor, result.Principal.FindFirst(ShopAuthentication.SchemeClaim)?.Value == "https")
-            : null;
+        if (!result.Succeeded || result.Principal.FindFirst(ShopAuthentication.VisitorClaim)?.Value is not { Length: > 0 } visitor)
+        {
+            return null;
+        }
+        var context = new ClientContext(visitor, result.Principal.FindFirst(ShopAuthentication.SchemeClaim)?.Value == "https");
+        // Kept until the token's own expiry (the validator required one), never longer.
+        if (cache is not null && long.TryParse(result.Principal.FindFirst("exp")?.Value, out var exp))
+        {
+            cache.Add(header[0]!, context, DateTimeOffset.FromUnixTimeSeconds(exp));
+        }
+        return context;
     }
 }

@@ -89,8 +89,17 @@ public sealed class ResourceMeter(
             OwnProcess(servicePids.ToDictionary(s => s.Key, s => s.Value.Sum(pid => TreeCpuSeconds(pid, children)))), calls);
     }
 
+    private readonly Dictionary<string, int> _tracked = [];
+
+    /// <summary>Also meters <paramref name="pid"/> (a process the benchmark started itself) as <paramref name="part"/>.</summary>
+    public void Track(string part, int pid) => _tracked[part] = pid;
+
     private Dictionary<string, double> OwnProcess(Dictionary<string, double> services)
     {
+        foreach (var (part, pid) in _tracked)
+        {
+            services[part] = CpuSeconds(pid);
+        }
         if (ownProcessPart is not null)
         {
             services[ownProcessPart] = CpuSeconds(Environment.ProcessId);

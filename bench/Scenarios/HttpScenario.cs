@@ -32,9 +32,12 @@ public sealed class HttpScenario : IScenario
     {
         await using var shop = await BenchApp.StartAsync();
         var (meter, idlePerSecond, disposables) = await MeterAsync(shop, options);
+        var bareHopAddress = new Uri($"http://127.0.0.1:{BareHopPort}");
         await using var valkey = disposables.Valkey;
         await using var postgres = disposables.Postgres;
-        var replica = (await shop.ReplicaAddressesAsync("catalog", 2, TimeSpan.FromSeconds(60)))[0];
+        var replicas = await shop.ReplicaAddressesAsync("catalog", 2, TimeSpan.FromSeconds(60));
+        var replica = replicas[0];
+        using var bareHop = await StartBareHopAsync(replicas, meter);
         var gatewayOwn = (await shop.ReplicaAddressesAsync("rate-limit", 1, TimeSpan.FromSeconds(60)))[0];
         // What the gateway adds to a forwarded request: a signed client context, which makes the read a visitor's view.
         var clientContext = BenchApp.ClientContext(shop, "bench");
@@ -44,6 +47,9 @@ public sealed class HttpScenario : IScenario
             // The catalog's share of the gateway path: the context checked, a view event appended (and applied by analytics).
             ("catalog replica, its own port, with a client context (a view)", replica, Path, clientContext),
             ("catalog through the orchestrator's proxy", shop.App.GetEndpoint("catalog", "http"), Path, null),
+            // The anchor: a YARP app with one route to the same replicas and nothing else (no limiter, no client context, so
+            // not a view). The gateway's distance from it is what the gateway's own work costs.
+            (BareHopContender, bareHopAddress, Path, null),
             ("gateway, its own port", gatewayOwn, Path, null),
             ("gateway through the orchestrator's proxy (as users call it)", shop.App.GetEndpoint("rate-limit", "http"), Path, null),
             // The gateway answering itself (its limiter decides, nothing is forwarded): its own cost without YARP and the catalog.
@@ -53,6 +59,7 @@ public sealed class HttpScenario : IScenario
             ("list page, catalog replica's own port", replica, ListPath, null),
             // The client context checked on a read that is not a view: what the signature check alone costs.
             ("list page, catalog replica's own port, with a client context", replica, ListPath, clientContext),
+            ("list page, bare YARP hop", bareHopAddress, ListPath, null),
             ("list page, gateway's own port", gatewayOwn, ListPath, null),
         };
 
@@ -86,11 +93,49 @@ public sealed class HttpScenario : IScenario
             + MarkdownReport.RenderCpu(measurements, idlePerSecond, Parts);
     }
 
+    private const string BareHopContender = "bare YARP hop (one route, nothing else) to the same replicas";
+    private const string BareHopPart = "bare hop";
+    private static readonly int BareHopPort = ShopReference.LocalServers.LocalPorts.NextFree();
+
+    // The hop in a process of its own (as the gateway is), metered like a service, and ready once it forwards a read.
+    private static async Task<ProcessLease> StartBareHopAsync(IReadOnlyList<Uri> replicas, ResourceMeter meter)
+    {
+        var process = BareHop.Start(BareHopPort, replicas);
+        var lease = new ProcessLease(process);
+        meter.Track(BareHopPart, process.Id);
+        using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{BareHopPort}"), Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                using var response = await probe.GetAsync(Path);
+                if (response.StatusCode == HttpStatusCode.OK) return lease;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && deadline.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                if (process.HasExited) throw new InvalidOperationException($"the bare hop exited with {process.ExitCode}", ex);
+            }
+            if (deadline.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException("the bare hop did not forward a read within 60 s");
+            await Task.Delay(200); // polling a process that is starting: nothing to wait on but its answer
+        }
+    }
+
+    private sealed class ProcessLease(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit(10_000);
+            process.Dispose();
+        }
+    }
+
     // The parts whose CPU each request is charged with: the load generator (this process, which also hosts the AppHost)
     // and every service's replicas; Valkey and PostgreSQL come from their own counters.
     private const string LoadGenerator = "load generator";
     private static readonly string[] Services = ["rate-limit", "catalog", "analytics", "cart-session"];
-    private static readonly string[] Parts = [LoadGenerator, .. Services];
+    private static readonly string[] Parts = [LoadGenerator, BareHopPart, .. Services];
 
     private static async Task<(ResourceMeter Meter, Usage IdlePerSecond, (ConnectionMultiplexer Valkey, NpgsqlDataSource Postgres) Disposables)> MeterAsync(
         ShopApp shop, BenchOptions options)

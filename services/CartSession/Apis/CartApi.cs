@@ -33,7 +33,7 @@ public static class CartApi
         return TypedResults.Ok(await ViewAsync(lines, catalog, http.RequestAborted));
     }
 
-    public static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, EventPublisher events)
+    public static async Task<Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>> AddItemAsync(AddItem? body, HttpContext http, CartStore store, CatalogClient catalog, CartSessionMetrics metrics, EventQueue events)
     {
         var errors = new Dictionary<string, string[]>();
         if (body?.ProductId is not > 0) errors["productId"] = ["A positive product id is required."];
@@ -42,7 +42,7 @@ public static class CartApi
         if (errors.Count > 0) return (Results<Ok<CartView>, ProblemHttpResult, ValidationProblem>)TypedResults.ValidationProblem(errors);
         if (await ProductMissingAsync(catalog, body!.ProductId!.Value, http.RequestAborted) is { } missing) return missing;
         return await ChangeAsync(http, store, catalog, metrics, "add", id => store.AddAsync(id, body.ProductId!.Value, body.Quantity!.Value),
-            async session => await events.PublishAsync(new AnalyticsEvent(EventRules.NewId(), EventTypes.CartItemAdded, DateTimeOffset.UtcNow,
+            async session => events.Enqueue(new AnalyticsEvent(EventRules.NewId(), EventTypes.CartItemAdded, DateTimeOffset.UtcNow,
                 (await ClientContext.FromAsync(http))?.Visitor, body.ProductId!.Value, body.Quantity!.Value)));
     }
 
@@ -87,7 +87,7 @@ public static class CartApi
         metrics.Operation(operation, result.ToString());
         if (result == CartChange.Applied && publish is not null)
         {
-            await publish(session); // one round trip; a dropped event never fails the change
+            await publish(session); // handed to the event queue: no round trip, and a dropped event never fails the change
         }
         return result switch
         {

@@ -25,7 +25,7 @@ public static class Extensions
         builder.Services.AddSingleton<CartSessionMetrics>();
         builder.AddStartupInitializer<OrdersDatabase>("orders-schema");
         builder.Services.AddScoped<CheckoutService>();
-        builder.Services.AddSingleton<EventPublisher>();
+        builder.Services.AddEventQueue(); // cart adds are appended off the request path; orders go through the outbox
         builder.Services.AddSingleton<OutboxRelay>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OutboxRelay>());
 

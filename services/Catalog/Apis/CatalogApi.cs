@@ -11,7 +11,7 @@ using ShopReference.Contracts.Events;
 namespace ShopReference.Catalog.Apis;
 
 /// <summary>What the catalog handlers need, bundled for <c>[AsParameters]</c>.</summary>
-public sealed record CatalogServices(ProductCache Cache, CatalogDatabase Database, IOutputCacheStore OutputCache, CatalogMetrics Metrics, EventPublisher Events);
+public sealed record CatalogServices(ProductCache Cache, CatalogDatabase Database, IOutputCacheStore OutputCache, CatalogMetrics Metrics, EventQueue Events);
 
 public sealed record TrendingProduct(int Rank, long ProductId, string Name, decimal Price, long Views);
 public sealed record Trending(string Window, bool Degraded, IReadOnlyList<TrendingProduct> Products);
@@ -73,7 +73,7 @@ public static class CatalogApi
         // A view is a visitor's read through the gateway; another service's lookup carries no client context and is not one.
         if (await ClientContext.FromAsync(http) is { } client)
         {
-            await services.Events.PublishAsync(ProductViews.For(client, productId)); // one round trip; never fails the read
+            services.Events.Enqueue(ProductViews.For(client, productId)); // appended off the request path; never fails the read
         }
         http.Response.Headers.ETag = product.ETag;
         return http.Request.Headers.IfNoneMatch == product.ETag

@@ -31,7 +31,7 @@ public static class Extensions
         builder.Services.AddSingleton<ProductCache>();
         builder.Services.AddSingleton<ReplicationSlot>();
         builder.Services.AddHostedService<ProductChangeFeed>();
-        builder.Services.AddSingleton<EventPublisher>();
+        builder.Services.AddEventQueue(); // views are appended off the request path: a read does not wait for its event
         builder.Services.AddHttpClient<TrendingClient>(http => http.BaseAddress = new Uri("https+http://analytics"));
 
         // The output-cache store is Valkey (registered by AddValkey), so a tag eviction on one replica empties every replica's view.

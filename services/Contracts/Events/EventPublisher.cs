@@ -74,6 +74,10 @@ public sealed class EventPublisher
         _published.Add(1, new KeyValuePair<string, object?>("type", analyticsEvent.Type));
     }
 
+    /// <summary>Counts an event <see cref="EventQueue"/> could not take (full because Valkey fell behind, or closed at shutdown).</summary>
+    internal void DropQueued(AnalyticsEvent analyticsEvent) =>
+        Drop(new KeyValuePair<string, object?>("type", analyticsEvent.Type), null);
+
     private void Drop(KeyValuePair<string, object?> type, Exception? error)
     {
         _dropped.Add(1, type);
@@ -84,7 +88,7 @@ public sealed class EventPublisher
         if (now - last >= LogInterval.TotalMilliseconds && Interlocked.CompareExchange(ref _lastLogTicks, now, last) == last)
         {
             Interlocked.Add(ref _droppedSinceLog, -pending);
-            _logger.LogWarning(error, "Dropped {Count} analytics event(s): Valkey is unreachable. The caller's request went on.", pending);
+            _logger.LogWarning(error, "Dropped {Count} analytics event(s): Valkey is unreachable or behind. The caller's request went on.", pending);
         }
     }
 }
