@@ -6,9 +6,10 @@ using StackExchange.Redis;
 namespace ShopReference.Contracts.Events;
 
 /// <summary>
-/// Publishes analytics events from a service's request path: one <c>XADD … MAXLEN ~</c>, awaited, and never an
-/// exception. Analytics must not fail a purchase: when Valkey is unreachable the event is dropped at once (no wait for
-/// a reconnect), counted, and logged at most once per interval with the number dropped since.
+/// Publishes analytics events: one <c>XADD … MAXLEN ~</c> each, and never an exception for an outage. Analytics must not
+/// fail a purchase: when Valkey is unreachable the event is dropped at once (no wait for a reconnect), counted, and
+/// logged at most once per interval with the number dropped since. A request path hands its events to
+/// <see cref="EventQueue"/>, which calls this off the request; a caller that needs the answer awaits it directly.
 /// </summary>
 public sealed class EventPublisher
 {
