@@ -17,7 +17,7 @@ public static class BareHop
 {
     public const string Name = "bare-hop";
 
-    /// <summary>Runs the hop (this process was started by <see cref="StartAsync"/>): <c>bare-hop PORT DESTINATION…</c>.</summary>
+    /// <summary>Runs the hop (this process was started by <see cref="Start"/>): <c>bare-hop PORT DESTINATION…</c>.</summary>
     public static async Task<int> RunAsync(string[] args)
     {
         var port = int.Parse(args[1], CultureInfo.InvariantCulture);

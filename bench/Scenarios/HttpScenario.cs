@@ -104,21 +104,20 @@ public sealed class HttpScenario : IScenario
         var lease = new ProcessLease(process);
         meter.Track(BareHopPart, process.Id);
         using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{BareHopPort}"), Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = Stopwatch.StartNew();
-        while (true)
+        await Eventually.UntilAsync(async () =>
         {
+            if (process.HasExited) throw new InvalidOperationException($"the bare hop exited with {process.ExitCode}");
             try
             {
                 using var response = await probe.GetAsync(Path);
-                if (response.StatusCode == HttpStatusCode.OK) return lease;
+                return response.StatusCode == HttpStatusCode.OK;
             }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && deadline.Elapsed < TimeSpan.FromSeconds(60))
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
-                if (process.HasExited) throw new InvalidOperationException($"the bare hop exited with {process.ExitCode}", ex);
+                return false; // not listening yet
             }
-            if (deadline.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException("the bare hop did not forward a read within 60 s");
-            await Task.Delay(200); // polling a process that is starting: nothing to wait on but its answer
-        }
+        }, TimeSpan.FromSeconds(60), "the bare hop forwarded a read", poll: TimeSpan.FromMilliseconds(200));
+        return lease;
     }
 
     private sealed class ProcessLease(Process process) : IDisposable

@@ -12,10 +12,11 @@ namespace ShopReference.Contracts.Events;
 /// concurrent views cost Valkey one write of the socket instead of one each.
 /// </summary>
 /// <remarks>
-/// No event is lost without being counted: every one handed over is appended or counted as dropped
+/// No outage loses an event without counting it: every one handed over is appended or counted as dropped
 /// (<c>shopreference.analytics.events.dropped</c>) — when Valkey is unreachable, as for a direct publish, and when the
 /// queue is full because Valkey has fallen behind the reads (the queue is bounded, so memory is, and a read never waits
-/// for analytics). At shutdown the loop sends what is still queued before the process ends.
+/// for analytics). A refusal that is not an outage (a permission, a wrong type) is a defect and is logged as an error.
+/// At shutdown the loop sends what is still queued before the process ends.
 /// </remarks>
 public sealed class EventQueue : BackgroundService
 {
