@@ -1,5 +1,7 @@
 using ShopReference.ServiceClients;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.AspNetCore.Diagnostics;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
@@ -32,10 +34,12 @@ public static class Extensions
         // The session cookie is protected by Data Protection: its key ring lives in Valkey, so every replica reads the
         // cookie another replica wrote (per-process keys would make a replica switch look like a new session).
         builder.Services.AddDataProtection().SetApplicationName("shopreference-cart-session");
-        builder.Services.AddOptions<Microsoft.AspNetCore.DataProtection.KeyManagement.KeyManagementOptions>()
+        builder.Services.AddOptions<KeyManagementOptions>()
             .Configure<IConnectionMultiplexer>((options, multiplexer) =>
                 options.XmlRepository = new Microsoft.AspNetCore.DataProtection.StackExchangeRedis.RedisXmlRepository(
                     () => multiplexer.GetDatabase(), DataProtectionKeys));
+        builder.Services.Replace(ServiceDescriptor.Singleton<IKeyManager>(sp => new Sessions.SharedKeyCreation(
+            ActivatorUtilities.CreateInstance<XmlKeyManager>(sp), sp.GetRequiredService<IConnectionMultiplexer>())));
         builder.AddStartupInitializer<Sessions.DataProtectionKeyRing>("dataprotection-key");
 
         // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.

@@ -1,51 +1,43 @@
-using Microsoft.AspNetCore.DataProtection.KeyManagement;
-using StackExchange.Redis;
+using Microsoft.AspNetCore.DataProtection;
+using ShopReference.Valkey.Resilience;
 
 namespace ShopReference.CartSession.Sessions;
 
 /// <summary>
-/// One Data Protection key for every replica, agreed before any of them serves. The key ring lives in Valkey, but Data
-/// Protection creates a key on first use when it finds none, and caches the ring it read: two replicas that start
-/// together can each create their own key, and then neither reads a cookie the other protected until its ring is
-/// refreshed, hours later (a preferences cookie written by one replica read as a fresh session by the other, seen in
-/// CI on a cluster). So at start one replica, holding a short lock in Valkey, creates the key if there is none; the
-/// others wait until it is in the ring.
+/// A replica is ready only once its Data Protection key ring is loaded from Valkey (creating the one shared key if there
+/// is none, through <see cref="SharedKeyCreation"/>). Data Protection's own load at start swallows a failure and tries
+/// again on a request's path with a blocking read; if that read fails there, the session middleware takes the cookie
+/// for a new session without a word (preferences answered as the defaults).
 /// </summary>
-public sealed class DataProtectionKeyRing(IKeyManager keys, IConnectionMultiplexer valkey, ILogger<DataProtectionKeyRing> logger)
+public sealed class DataProtectionKeyRing(IDataProtectionProvider protection, ILogger<DataProtectionKeyRing> logger)
     : StartupInitializer(logger)
 {
-    public const string CreationLock = "cart:dataprotection:creating";
-    private static readonly TimeSpan KeyLifetime = TimeSpan.FromDays(90); // Data Protection's default
-    private static readonly TimeSpan WaitForCreator = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan GiveUpAfter = TimeSpan.FromSeconds(90);
 
-    protected override string Work => "Agreeing on the Data Protection key";
+    protected override string Work => "Loading the Data Protection key ring";
 
     public override async Task InitializeAsync(CancellationToken cancellationToken)
     {
-        var deadline = DateTimeOffset.UtcNow + WaitForCreator;
-        while (!HasUsableKey())
+        var deadline = DateTimeOffset.UtcNow + GiveUpAfter;
+        var protector = protection.CreateProtector(nameof(DataProtectionKeyRing));
+        while (true)
         {
-            if (await valkey.GetDatabase().StringSetAsync(CreationLock, Environment.ProcessId, TimeSpan.FromSeconds(30), When.NotExists))
+            try
             {
-                if (!HasUsableKey()) // another replica may have finished between the check and the lock
-                {
-                    var now = DateTimeOffset.UtcNow;
-                    keys.CreateNewKey(activationDate: now, expirationDate: now + KeyLifetime);
-                }
+                // A round trip loads and caches the ring with its default key; it is read again when it expires.
+                protector.Unprotect(protector.Protect([1]));
                 return;
             }
-            if (DateTimeOffset.UtcNow > deadline)
+            // Blocking reads with a 2 s timeout: on a busy machine one can time out, which must not leave the replica
+            // unready for good.
+            catch (Exception ex) when (IsValkeyUnavailable(ex) && DateTimeOffset.UtcNow < deadline)
             {
-                throw new TimeoutException($"No Data Protection key appeared within {WaitForCreator.TotalSeconds:0} s while another replica held {CreationLock}.");
+                logger.LogWarning("Valkey could not serve the Data Protection key ring ({Message}); trying again.", ex.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken); // another replica is creating it: look again
         }
     }
 
-    // A key Data Protection would take as its default now: active, not revoked, and not about to expire.
-    private bool HasUsableKey()
-    {
-        var now = DateTimeOffset.UtcNow;
-        return keys.GetAllKeys().Any(key => !key.IsRevoked && key.ActivationDate <= now && key.ExpirationDate > now.AddDays(2));
-    }
+    private static bool IsValkeyUnavailable(Exception exception) =>
+        ValkeyFailures.IsUnavailable(exception) || exception.InnerException is { } inner && IsValkeyUnavailable(inner);
 }

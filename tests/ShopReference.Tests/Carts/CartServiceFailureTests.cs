@@ -62,6 +62,40 @@ public sealed class CartServiceFailureTests(ServersFixture fixture)
         }, TimeSpan.FromSeconds(30), "the cart answering again after Valkey returned", cancellationToken: Ct);
     }
 
+    [Fact]
+    public async Task Without_valkey_the_session_preferences_are_a_503_never_the_defaults_and_a_change_is_not_acknowledged()
+    {
+        await using var valkey = await TestValkeyServer.StartAsync(persistent: true); // its own: stopped, and back with its data
+        await using var service = await InProcessService.CartAsync(new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:valkey"] = valkey.FastFailConnectionString,
+            ["ConnectionStrings:cartdb"] = await fixture.Postgres.CreateDatabaseAsync("prefsfailure"),
+            ["services:catalog:http:0"] = $"http://127.0.0.1:{LocalPorts.NextFree()}",
+        });
+        using var http = service.Client();
+        using var set = await SendAsync(http, HttpMethod.Put, "/api/cart/preferences", "", new { currency = "GBP" });
+        Assert.Equal(HttpStatusCode.OK, set.StatusCode);
+        var cookie = set.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith(PreferencesApi.CookieName + "=", StringComparison.Ordinal)).Split(';')[0];
+
+        await valkey.StopAsync();
+        // The stock session swallows the failed read: it would answer EUR, and answer OK to a change it then drops.
+        using var readDown = await SendAsync(http, HttpMethod.Get, "/api/cart/preferences", cookie);
+        using var changeDown = await SendAsync(http, HttpMethod.Put, "/api/cart/preferences", cookie, new { currency = "USD" });
+        await AssertUnavailableAsync(readDown);
+        await AssertUnavailableAsync(changeDown);
+
+        await valkey.RestartAsync();
+        var currency = "";
+        await Eventually.UntilAsync(async () =>
+        {
+            using var again = await SendAsync(http, HttpMethod.Get, "/api/cart/preferences", cookie);
+            if (again.StatusCode != HttpStatusCode.OK) return false;
+            currency = (await again.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("currency").GetString()!;
+            return true;
+        }, TimeSpan.FromSeconds(30), "the preferences answering again after Valkey returned", cancellationToken: Ct);
+        Assert.Equal("GBP", currency);
+    }
+
     private async Task AssertUnavailableAsync(HttpResponseMessage response)
     {
         Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, $"{response.StatusCode}: {await response.Content.ReadAsStringAsync(Ct)}");
@@ -72,7 +106,7 @@ public sealed class CartServiceFailureTests(ServersFixture fixture)
     private Task<HttpResponseMessage> SendAsync(HttpClient http, HttpMethod method, string path, string cookie, object? body = null, string? key = null)
     {
         var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
-        request.Headers.Add("Cookie", cookie);
+        if (cookie.Length > 0) request.Headers.Add("Cookie", cookie);
         if (key is not null) request.Headers.Add(CheckoutApi.IdempotencyKeyHeader, key);
         return http.SendAsync(request, Ct);
     }
