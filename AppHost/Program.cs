@@ -7,7 +7,7 @@ var mode = InfrastructureModeResolver.Resolve(builder);
 var ports = PortSettings.From(builder.Configuration);
 PortSettings.KeepReplicaPortsApart(builder.Configuration); // replicas' ports never collide with the Valkey nodes' own
 
-// Credentials: the token signing key and the API clients' keys, as secret parameters (docs/security.md).
+// Credentials: the gateway's signing secret and the API clients' keys, as secret parameters (docs/security.md).
 var auth = ShopAuth.AddShopAuth(builder);
 
 // Shared state: one Valkey and one PostgreSQL for the four services, each service with its own user and role.
@@ -63,7 +63,7 @@ var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
 auth.IssueTokens(gateway);
 foreach (var service in new[] { catalog, cart, analytics })
 {
-    auth.ValidateTokens(service);
+    auth.ValidateTokens(service, gateway);
 }
 
 // Each service's API documents, linked on its resource as reached through the gateway.

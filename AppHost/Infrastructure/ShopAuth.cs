@@ -6,17 +6,24 @@ using System.Text.Json;
 namespace ShopReference.AppHost.Infrastructure;
 
 /// <summary>
-/// The app's credentials as AppHost secret parameters (docs/security.md): the token signing key every service
-/// validates with, and one independent key per API client the gateway knows, in every mode (run and deployed). The
-/// gateway keeps only SHA-256 digests of the keys once it has started. The dashboard commands use these clients
-/// exactly as a user would: they ask the gateway for a token.
+/// The app's credentials as AppHost secret parameters (docs/security.md): the secret the gateway derives its signing
+/// key pair from, given to the gateway alone (the services validate with the public keys the gateway publishes), and
+/// one independent key per API client the gateway knows, in every mode (run and deployed). The gateway keeps only
+/// digests of the client keys once it has started. The dashboard commands use these clients exactly as a user would:
+/// they ask the gateway for a token.
 /// </summary>
 public sealed class ShopAuth
 {
     private ShopAuth(IDistributedApplicationBuilder builder)
     {
         SigningKey = builder.AddPasswordParameter("auth-signing-key",
-            "HMAC-SHA256 key of the tokens the gateway issues and every service validates.", length: 64);
+            "Secret the gateway derives its token signing key pair from (ES256). Only the gateway is given it.", length: 64);
+        // A rollover: the new secret in auth-signing-key, the old one here, until the tokens it signed have expired.
+        if (builder.Configuration[$"Parameters:{PreviousSigningKeyParameter}"] is { Length: > 0 })
+        {
+            PreviousSigningKey = builder.AddParameter(PreviousSigningKeyParameter, secret: true)
+                .WithDescription("The previous auth-signing-key during a rollover: its public key stays published until its tokens expire.");
+        }
         DemoKey = AddClient(builder, "dashboard", "ratelimit-demo-key", "partner reads; the burst command uses it");
         StampedeKey = AddClient(builder, "dashboard-stampede", "ratelimit-stampede-key", "partner reads; the stampede command uses it");
         ShoppersKey = AddClient(builder, "dashboard-shoppers", "shoppers-key", "speaks for simulated shoppers", "shoppers");
@@ -32,8 +39,13 @@ public sealed class ShopAuth
     /// <summary>Every API client, each with a key of its own (none derived from another).</summary>
     public IReadOnlyList<Client> Clients => _clients;
 
-    /// <summary>HMAC-SHA256 key of every token (issued by the gateway, validated by every service).</summary>
+    public const string PreviousSigningKeyParameter = "auth-previous-signing-key";
+
+    /// <summary>The secret of the gateway's signing key pair; no other resource is given it.</summary>
     public ParameterResource SigningKey { get; }
+
+    /// <summary>The previous signing secret, set only during a key rollover.</summary>
+    public IResourceBuilder<ParameterResource>? PreviousSigningKey { get; }
 
     /// <summary>Key of the demo API client <c>dashboard</c> (partner reads, no permission), used by the traffic commands.</summary>
     public ParameterResource DemoKey { get; }
@@ -62,21 +74,25 @@ public sealed class ShopAuth
     }
 
     /// <summary>
-    /// Lets a service validate tokens. Aspire turns on ASP.NET Core's forwarded-headers handling in publish mode, which
-    /// believes <c>X-Forwarded-*</c> from any peer; it is turned off here: the gateway believes only its trusted
-    /// proxies, and the services learn the client's scheme and identity from the gateway's signed client context.
+    /// Lets a service validate tokens: it is told where the issuer publishes its public keys, and nothing secret.
+    /// Aspire turns on ASP.NET Core's forwarded-headers handling in publish mode, which believes <c>X-Forwarded-*</c>
+    /// from any peer; it is turned off here: the gateway believes only its trusted proxies, and the services learn the
+    /// client's scheme and identity from the gateway's signed client context.
     /// </summary>
-    public IResourceBuilder<ProjectResource> ValidateTokens(IResourceBuilder<ProjectResource> project) =>
-        project.WithEnvironment("Auth__SigningKey", SigningKey)
-            .WithEnvironment("ASPNETCORE_FORWARDEDHEADERS_ENABLED", "false");
+    public IResourceBuilder<ProjectResource> ValidateTokens(IResourceBuilder<ProjectResource> project, IResourceBuilder<ProjectResource> gateway) =>
+        DistrustForwardedHeaders(project).WithEnvironment("Auth__Issuer", gateway.GetEndpoint("http"));
 
     /// <summary>
     /// Makes the gateway the issuer, with every client, in run mode and in a deployment alike (a deployment's keys are
-    /// its own secret parameters). The gateway hashes each key at start and keeps only the digest.
+    /// its own secret parameters). The gateway hashes each client key at start and keeps only the digest.
     /// </summary>
     public IResourceBuilder<ProjectResource> IssueTokens(IResourceBuilder<ProjectResource> gateway)
     {
-        ValidateTokens(gateway);
+        DistrustForwardedHeaders(gateway).WithEnvironment("Auth__SigningKey", SigningKey);
+        if (PreviousSigningKey is not null)
+        {
+            gateway.WithEnvironment("Auth__PreviousSigningKey", PreviousSigningKey);
+        }
         foreach (var client in _clients)
         {
             gateway.WithEnvironment($"Clients__{client.Name}__Key", client.Key);
@@ -87,6 +103,9 @@ public sealed class ShopAuth
         }
         return gateway;
     }
+
+    private static IResourceBuilder<ProjectResource> DistrustForwardedHeaders(IResourceBuilder<ProjectResource> project) =>
+        project.WithEnvironment("ASPNETCORE_FORWARDEDHEADERS_ENABLED", "false");
 
     /// <summary>An access token for <paramref name="client"/>, from the gateway's token endpoint (OAuth client credentials).</summary>
     public static async Task<string> TokenAsync(Uri gateway, string client, string key, CancellationToken cancellationToken)

@@ -74,6 +74,14 @@ public sealed class PublishManifestTests
                     Assert.Equal(permission, gateway.GetProperty($"Clients__{client}__Permissions__0").GetString());
                 }
             }
+            // Only the gateway can sign; the services are told where it publishes its public keys.
+            Assert.Equal("{auth-signing-key.value}", gateway.GetProperty("Auth__SigningKey").GetString());
+            foreach (var service in new[] { "catalog", "cart-session", "analytics" })
+            {
+                var env = resources.GetProperty(service).GetProperty("env");
+                Assert.False(env.TryGetProperty("Auth__SigningKey", out _), $"{service} is given the signing secret");
+                Assert.Equal("{rate-limit.bindings.http.url}", env.GetProperty("Auth__Issuer").GetString());
+            }
             Assert.Equal("{gateway-trusted-proxies.value}", gateway.GetProperty("RateLimiting__TrustedProxies__0").GetString());
             Assert.Equal("parameter.v0", Type(resources, "gateway-trusted-proxies"));
         }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 using ShopReference.Contracts.Events;
 using StackExchange.Redis;
@@ -121,6 +122,58 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
     }
 
     [Fact]
+    public async Task Nothing_in_the_cart_s_whole_configuration_signs_a_token_another_service_accepts()
+    {
+        var cart = await Shop.EnvironmentOfAsync("cart-session");
+        var gatewaySecret = (await Shop.EnvironmentOfAsync("rate-limit"))["Auth__SigningKey"];
+        using var catalog = new HttpClient { BaseAddress = App.GetEndpoint("catalog", "http") };
+        async Task<HttpStatusCode> EvictWithAsync(string token)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Delete, "/admin/cache/products/1");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var response = await catalog.SendAsync(request, Ct);
+            return response.StatusCode;
+        }
+
+        // Every value the cart process is given, and the issuer's published keys, tried as the key of every way a token
+        // could be signed with it, naming the issuer's own key id too.
+        using var anonymous = App.CreateHttpClient("rate-limit");
+        var published = await anonymous.GetStringAsync("/.well-known/jwks.json", Ct);
+        var kid = JsonDocument.Parse(published).RootElement.GetProperty("keys")[0].GetProperty("kid").GetString()!;
+        var attempts = cart.Values.Append(published).Where(value => value.Length >= 16).Distinct().SelectMany(v => MintingAttempts(v, kid)).ToList();
+        var accepted = new List<string>();
+        foreach (var (how, token) in attempts)
+        {
+            if (await EvictWithAsync(token) != HttpStatusCode.Unauthorized) accepted.Add(how);
+        }
+
+        Assert.DoesNotContain(cart.Keys, name => name.StartsWith("Auth__SigningKey", StringComparison.Ordinal) || name == "Auth__PreviousSigningKey");
+        Assert.True(attempts.Count > 20, $"only {attempts.Count} attempts: the cart's environment was not read");
+        Assert.Empty(accepted);
+        // The same procedure with the gateway's secret does sign a token the catalog accepts: the attempts above could succeed.
+        var withTheGatewaysSecret = await Task.WhenAll(MintingAttempts(gatewaySecret, kid).Select(a => EvictWithAsync(a.Token)));
+        Assert.Contains(withTheGatewaysSecret, status => (int)status is >= 200 and < 300);
+    }
+
+    // An operator token signed with a value: as the issuer signs (ES256 from a secret), and as HS256 with the value as the
+    // key, the old shared-secret scheme and the classic algorithm confusion of a public key used as an HMAC secret.
+    private static IEnumerable<(string How, string Token)> MintingAttempts(string value, string issuerKid)
+    {
+        (string, object)[] claims = [("sub", "intruder"), ("client_id", "intruder"), ("permission", "operator"), ("scope", "operator")];
+        if (value.Length >= IssuerSigningKey.MinimumSecretLength)
+        {
+            yield return ($"ES256 from '{value[..4]}…'", Forgery.Token(value, ShopAuthentication.ApiAudience, claims));
+        }
+        if (value.Length >= 16)
+        {
+            foreach (var kid in new[] { "shop", "", issuerKid })
+            {
+                yield return ($"HS256 '{value[..4]}…' kid '{kid}'", Forgery.HmacToken(value, kid, ShopAuthentication.ApiAudience, claims));
+            }
+        }
+    }
+
+    [Fact]
     public async Task The_token_endpoint_grants_only_the_client_s_own_permissions_for_five_minutes()
     {
         using var gateway = Shop.GatewayAsNewClient(out _);
@@ -142,6 +195,26 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
         Assert.Equal("invalid_client", await OAuthErrorAsync(wrongKey, HttpStatusCode.Unauthorized));
         Assert.Equal("invalid_client", await OAuthErrorAsync(unknown, HttpStatusCode.Unauthorized));
         Assert.Equal("unsupported_grant_type", await OAuthErrorAsync(password, HttpStatusCode.BadRequest));
+    }
+
+    [Fact]
+    public async Task An_access_token_is_an_es256_at_jwt_whose_key_the_discovery_document_publishes_without_its_private_part()
+    {
+        using var gateway = Shop.GatewayAsNewClient(out _);
+        using var issued = await TokenRequestAsync(gateway, "operator", Shop.OperatorKey);
+        var token = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(
+            (await issued.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("access_token").GetString());
+
+        var discovery = await gateway.GetFromJsonAsync<JsonElement>("/.well-known/openid-configuration", Ct);
+        var keys = (await gateway.GetFromJsonAsync<JsonElement>(discovery.GetProperty("jwks_uri").GetString(), Ct)).GetProperty("keys");
+
+        Assert.Equal(("at+jwt", "ES256"), (token.Typ, token.Alg));
+        Assert.Equal("operator", token.GetClaim("scope").Value);
+        Assert.Equal("shopreference-gateway", discovery.GetProperty("issuer").GetString());
+        Assert.EndsWith("/api/auth/token", discovery.GetProperty("token_endpoint").GetString());
+        var key = Assert.Single(keys.EnumerateArray(), k => k.GetProperty("kid").GetString() == token.Kid);
+        Assert.Equal(("EC", "P-256"), (key.GetProperty("kty").GetString(), key.GetProperty("crv").GetString()));
+        Assert.False(key.TryGetProperty("d", out _), "the published key carries its private part");
     }
 
     /// <summary>

@@ -308,6 +308,11 @@ public sealed partial class ShopApp : IAsyncDisposable
     }
 
     /// <summary>The value a resource's process was given for an environment variable (what the service really received).</summary>
+    /// <summary>Every environment variable the orchestrator gave one healthy instance of <paramref name="resource"/>: its whole configuration from outside.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> EnvironmentOfAsync(string resource) =>
+        (await HealthyInstancesAsync(resource, 1, TimeSpan.FromSeconds(30))).Values.First()
+            .EnvironmentVariables.Where(e => e.Value is not null).ToDictionary(e => e.Name, e => e.Value!, StringComparer.Ordinal);
+
     public async Task<string> EnvironmentOfAsync(string resource, string variable) =>
         (await HealthyInstancesAsync(resource, 1, TimeSpan.FromSeconds(30))).Values.First()
             .EnvironmentVariables.FirstOrDefault(e => e.Name == variable)?.Value

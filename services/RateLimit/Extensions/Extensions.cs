@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
 using ShopReference.RateLimit.Apis;
 using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
@@ -28,6 +29,12 @@ public static class Extensions
             .ValidateOnStart();
         builder.Services.AddSingleton<ApiClientRegistry>();
         builder.Services.AddSingleton<TokenIssuer>();
+        // The gateway validates its own tokens with its own public keys, not by asking itself over the network.
+        foreach (var scheme in new[] { JwtBearerDefaults.AuthenticationScheme, ShopAuthentication.ClientContextScheme })
+        {
+            builder.Services.AddOptions<JwtBearerOptions>(scheme).Configure<TokenIssuer>((options, issuer) =>
+                options.TokenValidationParameters.IssuerSigningKeys = [.. options.TokenValidationParameters.IssuerSigningKeys ?? [], .. issuer.PublishedKeys]);
+        }
         builder.Services.AddSingleton<CredentialFailures>();
         builder.Services.AddSingleton<ClientIdentityResolver>();
         builder.Services.AddSingleton<RateLimitMetrics>();
@@ -67,6 +74,7 @@ public static class Extensions
         app.UseGatewayRateLimiting();
         app.MapRateLimitApi();
         app.MapTokenApi();
+        app.MapDiscoveryApi();
         app.MapReverseProxy();
         return app;
     }

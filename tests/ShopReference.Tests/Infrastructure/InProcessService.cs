@@ -38,26 +38,38 @@ public sealed class InProcessService : IAsyncDisposable
     public static Task<InProcessService> AnalyticsAsync(IReadOnlyDictionary<string, string?> settings) => StartAsync("analytics", settings,
         b => ShopReference.Analytics.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.Analytics.Extensions.Extensions.MapApplication(a));
 
-    public static Task<InProcessService> GatewayAsync(IReadOnlyDictionary<string, string?> settings) => StartAsync("rate-limit", settings,
-        b => ShopReference.RateLimit.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.RateLimit.Extensions.Extensions.MapApplication(a));
+    /// <param name="address">Where to listen; a gateway started again on the same address is the same issuer to the services.</param>
+    public static Task<InProcessService> GatewayAsync(IReadOnlyDictionary<string, string?> settings, Uri? address = null) => StartAsync("rate-limit", settings,
+        b => ShopReference.RateLimit.Extensions.Extensions.AddApplicationServices(b), a => ShopReference.RateLimit.Extensions.Extensions.MapApplication(a), address);
 
     /// <param name="settings">Connection strings and options, as the AppHost would pass them.</param>
     /// <param name="addServices">The service's own <c>AddApplicationServices</c>.</param>
     /// <param name="map">The service's pipeline, <c>MapApplication</c>.</param>
     /// <param name="service">The service's folder in the test output, holding its own appsettings.json.</param>
     private static async Task<InProcessService> StartAsync(string service, IReadOnlyDictionary<string, string?> settings,
-        Action<WebApplicationBuilder> addServices, Action<WebApplication> map)
+        Action<WebApplicationBuilder> addServices, Action<WebApplication> map, Uri? address = null)
     {
-        var address = new Uri($"http://127.0.0.1:{LocalPorts.NextFree()}");
+        address ??= new Uri($"http://127.0.0.1:{LocalPorts.NextFree()}");
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             EnvironmentName = Environments.Production,
             ContentRootPath = Path.Combine(AppContext.BaseDirectory, "services", service),
         });
         builder.Configuration.AddInMemoryCollection(settings);
-        if (string.IsNullOrEmpty(builder.Configuration["Auth:SigningKey"]))
+        // As the AppHost does: the signing secret to the gateway alone; a service is told the public keys (pinned here,
+        // unless the test points it at an issuer).
+        var signingSecret = builder.Configuration["Auth:SigningKey"] is { Length: > 0 } given ? given : Secrets.NewPassword(64);
+        if (service == "rate-limit")
         {
-            builder.Configuration["Auth:SigningKey"] = Secrets.NewPassword(64);
+            builder.Configuration["Auth:SigningKey"] = signingSecret;
+        }
+        else
+        {
+            builder.Configuration["Auth:SigningKey"] = null;
+            if (string.IsNullOrEmpty(builder.Configuration[ShopAuthentication.IssuerAddressKey]))
+            {
+                builder.Configuration[ShopAuthentication.PinnedKeysKey] = IssuerSigningKey.Jwks([IssuerSigningKey.FromSecret(signingSecret)]);
+            }
         }
         builder.WebHost.UseUrls(address.ToString());
         builder.AddServiceDefaults();

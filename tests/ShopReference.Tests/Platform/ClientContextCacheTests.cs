@@ -22,7 +22,7 @@ public sealed class ClientContextCacheTests : IAsyncDisposable
     public ClientContextCacheTests()
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        builder.Configuration[ShopAuthentication.ConfigurationKey] = _key;
+        builder.Configuration[ShopAuthentication.PinnedKeysKey] = IssuerSigningKey.Jwks([IssuerSigningKey.FromSecret(_key)]); // the public key only
         builder.Services.AddLogging();
         builder.AddShopAuthentication();
         builder.Services.PostConfigure<JwtBearerOptions>(ShopAuthentication.ClientContextScheme, options =>
@@ -86,7 +86,7 @@ public sealed class ClientContextCacheTests : IAsyncDisposable
     }
 
     private static TokenIssuer Issuer(string key, TimeProvider? time = null) =>
-        new(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [ShopAuthentication.ConfigurationKey] = key }).Build(), time);
+        new(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [TokenIssuer.SigningKeySetting] = key }).Build(), time);
 
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
