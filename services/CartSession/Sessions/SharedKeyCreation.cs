@@ -7,9 +7,9 @@ namespace ShopReference.CartSession.Sessions;
 /// Data Protection's key manager with one change: a new key is created under a lock in Valkey, and not at all when
 /// another replica has just created one that serves. Data Protection loads its ring when the host starts and creates a
 /// key when it finds none, so two replicas starting together on an empty ring each created their own
-/// (DataProtectionKeyRingTests starts two together and counts the keys). Each then caches a ring that may lack the other's key, and
-/// after the first 2 minutes it no longer reloads the ring for an unknown key, so a cookie one replica protected is
-/// read by the other as a new session, until the next refresh a day later.
+/// (DataProtectionKeyRingTests starts two together and counts the keys). Each then caches a ring that may lack the
+/// other's key, and after the first 2 minutes it no longer reloads the ring for an unknown key, so a cookie one replica
+/// protected is read by the other as a new session, until the next refresh a day later.
 /// </summary>
 public sealed class SharedKeyCreation(IKeyManager inner, IConnectionMultiplexer valkey) : IKeyManager
 {
