@@ -57,8 +57,8 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
         // The catalog appends views off the request path, so the answers can come before the events: wait for the five,
         // then for the group to be drained, and require still five (a sixth, counted twice or forged, would show here).
-        await Eventually.UntilAsync(async () => await CountAsync(analytics, "most-viewed", ViewedProduct) >= 5, TimeSpan.FromSeconds(30), "the views counted", cancellationToken: Ct);
-        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the views consumed", cancellationToken: Ct);
+        await UntilConsumedAsync(async () => await CountAsync(analytics, "most-viewed", ViewedProduct) >= 5, "the views counted");
+        await UntilConsumedAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), "the views consumed");
         Assert.Equal(5, await CountAsync(analytics, "most-viewed", ViewedProduct));
 
         // The dashboard command re-sends the last 100 entries: every one is a duplicate by its id.
@@ -66,7 +66,7 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         var instance = (await fixture.Shop.WaitForHealthyInstancesAsync("analytics", 2, TimeSpan.FromSeconds(30))).First();
         var replay = await commands.ExecuteCommandAsync(instance, "replay-events", Ct);
         Assert.True(replay.Success, replay.Message);
-        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the replayed entries consumed", cancellationToken: Ct);
+        await UntilConsumedAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), "the replayed entries consumed");
         Assert.Equal(5, await CountAsync(analytics, "most-viewed", ViewedProduct));
 
         await Eventually.UntilAsync(async () =>
@@ -82,16 +82,15 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     {
         using var analytics = App.CreateHttpClient("analytics");
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
-        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "earlier events consumed", cancellationToken: Ct);
+        await UntilConsumedAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), "earlier events consumed");
         var ordersBefore = await SumAsync(analytics, "orders");
         var unitsBefore = await SumAsync(analytics, "units");
         var visitorsBefore = await VisitorsAsync(analytics);
 
         await PlaceOrderAsync(SoldProduct, quantity: 3);
 
-        await Eventually.UntilAsync(async () => await CountAsync(analytics, "best-selling", SoldProduct) == 3, TimeSpan.FromSeconds(30),
-            "three units in the best-selling board", cancellationToken: Ct);
-        await Eventually.UntilAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), TimeSpan.FromSeconds(30), "the order consumed", cancellationToken: Ct);
+        await UntilConsumedAsync(async () => await CountAsync(analytics, "best-selling", SoldProduct) == 3, "three units in the best-selling board");
+        await UntilConsumedAsync(async () => await GroupDrainedAsync(valkey.GetDatabase()), "the order consumed");
         Assert.Equal(ordersBefore + 1, await SumAsync(analytics, "orders"));
         Assert.Equal(unitsBefore + 3, await SumAsync(analytics, "units"));
         Assert.True(await VisitorsAsync(analytics) > visitorsBefore, "the buyer is a new visitor (the gateway's view of its address)");
@@ -104,7 +103,7 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         using var operatorClient = await fixture.Shop.ClientAsAsync("analytics", "operator", Ct);
         var at = DateTimeOffset.UtcNow;
         await PlaceOrderAsync(RebuiltProduct, quantity: 4);
-        await Eventually.UntilAsync(async () => await CountAsync(analytics, "best-selling", RebuiltProduct) == 4, TimeSpan.FromSeconds(30), "the order applied", cancellationToken: Ct);
+        await UntilConsumedAsync(async () => await CountAsync(analytics, "best-selling", RebuiltProduct) == 4, "the order applied");
         using var rollup = await operatorClient.PostAsync("/admin/rollup", null, Ct);
         Assert.Equal(HttpStatusCode.OK, rollup.StatusCode);
 
@@ -178,8 +177,7 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
         var id = (await posted.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString();
         Assert.Matches("^[0-9a-f]{32}$", id);
-        await Eventually.UntilAsync(async () => await CountAsync(analytics, "most-viewed", PostedViewProduct) == 1, TimeSpan.FromSeconds(30),
-            "the posted view in the board", cancellationToken: Ct);
+        await UntilConsumedAsync(async () => await CountAsync(analytics, "most-viewed", PostedViewProduct) == 1, "the posted view in the board");
     }
 
     [Fact]
@@ -232,6 +230,27 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         using var placed = await gateway.SendAsync(HttpMethod.Post, "/api/cart/checkout", CartHttp.SetCookie(added),
             new { email = "buyer@example.com" }, Ct, idempotencyKey: Guid.NewGuid().ToString("N"));
         Assert.Equal(HttpStatusCode.OK, placed.StatusCode);
+    }
+
+    // Waits on what the consumer does in the background. A timeout says where the consumer group stood and what each
+    // analytics replica was doing, since a consumer that fell behind, stalled or ended looks the same from here.
+    private async Task UntilConsumedAsync(Func<Task<bool>> condition, string what)
+    {
+        try
+        {
+            await Eventually.UntilAsync(condition, TimeSpan.FromSeconds(30), what, cancellationToken: Ct);
+        }
+        catch (TimeoutException timeout)
+        {
+            await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
+            var database = valkey.GetDatabase();
+            var group = (await database.StreamGroupInfoAsync(EventStream.Key)).Single(g => g.Name == EventStream.ConsumerGroup);
+            var members = await database.StreamConsumerInfoAsync(EventStream.Key, EventStream.ConsumerGroup);
+            throw new TimeoutException($"{timeout.Message}\nthe group: lag {group.Lag?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}, " +
+                $"{group.PendingMessageCount} pending, last delivered {group.LastDeliveredId}, stream length {await database.StreamLengthAsync(EventStream.Key)}; members: " +
+                string.Join(", ", members.Select(m => $"{m.Name} ({m.PendingMessageCount} pending, idle {m.IdleTimeInMilliseconds} ms)")) +
+                $"\n{await fixture.Shop.InstancesReportAsync("analytics")}", timeout);
+        }
     }
 
     private static async Task<bool> GroupDrainedAsync(IDatabase database)

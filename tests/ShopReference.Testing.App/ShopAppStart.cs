@@ -80,6 +80,25 @@ public sealed partial class ShopApp
         return $"{states}\n{string.Join("\n", logs)}";
     }
 
+    /// <summary>
+    /// Each instance of <paramref name="resource"/>: its state and health, its error lines and its last lines. For the
+    /// message of a test that waited in vain on what the resource does in the background (a consumer that never caught
+    /// up says here whether its process ended or what it logged).
+    /// </summary>
+    public async Task<string> InstancesReportAsync(string resource)
+    {
+        var report = new List<string>();
+        foreach (var (_, id, snapshot) in (await InstanceStatesAsync(App)).Where(i => i.Name == resource))
+        {
+            var lines = (await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+                App.Services.GetRequiredService<ResourceLoggerService>(), id, 400, CancellationToken.None)).Select(Plain).ToList();
+            var errors = ErrorLines(lines);
+            report.Add($"--- {id}: {snapshot.State?.Text}{(snapshot.ExitCode is { } code ? $" (exit code {code})" : "")} {snapshot.HealthStatus}\n" +
+                $"errors:{(errors.Count > 0 ? "\n" + string.Join("\n", errors) : " none")}\nlast lines:\n{string.Join("\n", lines.TakeLast(15))}");
+        }
+        return report.Count == 0 ? $"no instance of {resource}" : string.Join("\n", report);
+    }
+
     // The runtime's report of an exception that ended the process, and the console logger's error level marks ("fail:",
     // "crit:"), each with the line after it: a mark stands on a line of its own, with the message on the next.
     private static List<string> ErrorLines(IReadOnlyList<string> lines)

@@ -107,9 +107,19 @@ public sealed class StreamConsumerGroup
                 }
                 if (_time.GetElapsedTime(nextClaim) >= TimeSpan.Zero)
                 {
-                    await ClaimAbandonedAsync(handle).ConfigureAwait(false);
-                    await ForgetIdleMembersAsync().ConfigureAwait(false);
                     nextClaim = _time.GetTimestamp() + (long)(_options.ClaimInterval.TotalSeconds * _time.TimestampFrequency);
+                    try
+                    {
+                        await ClaimAbandonedAsync(handle).ConfigureAwait(false);
+                        await ForgetIdleMembersAsync().ConfigureAwait(false);
+                    }
+                    catch (RedisException ex) when (!IsOutageOrLostGroup(ex))
+                    {
+                        // An entry its handler refuses every time (a script error on it) fails every claim of it. It
+                        // must not hold up the entries after it: it is tried again at the next interval, and new
+                        // entries are read now.
+                        _logger.LogError(ex, "Consumer {Member} of {Group} could not handle claimed entries; trying again in {Interval}.", Member, Group, _options.ClaimInterval);
+                    }
                 }
                 var read = await ReadNewAsync(handle).ConfigureAwait(false);
                 if (read > 0)
@@ -131,7 +141,7 @@ public sealed class StreamConsumerGroup
             catch (RedisException ex)
             {
                 // Entries read but not handled stay pending in the group; this member (or another) picks them up.
-                if (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
+                if (IsLostGroup(ex))
                 {
                     groupReady = false; // the stream was lost (a flush, a restart without persistence): start a new group
                     _logger.LogWarning("Consumer {Member} of {Group}: the group is gone; creating it again.", Member, Group);
@@ -149,6 +159,11 @@ public sealed class StreamConsumerGroup
             }
         }
     }
+
+    private static bool IsLostGroup(RedisException ex) => ex.Message.Contains("NOGROUP", StringComparison.Ordinal);
+
+    // What the read that follows meets too, and handles (a pause, or a new group).
+    private static bool IsOutageOrLostGroup(RedisException ex) => IsLostGroup(ex) || ValkeyFailures.IsUnavailable(ex);
 
     /// <summary>Reads and handles new entries until none is left; returns how many were handled.</summary>
     public async Task<int> DrainAsync(Func<IReadOnlyList<StreamEntry>, Task> handle)
