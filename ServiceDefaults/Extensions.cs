@@ -81,13 +81,14 @@ public static class Extensions
 
     /// <summary>
     /// <c>/health</c> (ready: every check, including Valkey and PostgreSQL) and <c>/alive</c> (live: the process only),
-    /// errors as ProblemDetails, and authentication.
+    /// errors as ProblemDetails, each route's body limit (<see cref="RequestBodyLimits"/>), and authentication.
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
         app.UseExceptionHandler();
         // Before authentication: a 401 or 403 without a body (the challenge) then gets a ProblemDetails body too.
         app.UseStatusCodePages();
+        app.UseRequestBodyLimits();
         if (app.Services.GetService<Microsoft.AspNetCore.Authentication.IAuthenticationSchemeProvider>() is not null)
         {
             // TLS usually ends before the service: the scheme the client used is the one the gateway signed.

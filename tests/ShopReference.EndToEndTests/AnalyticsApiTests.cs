@@ -181,7 +181,7 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
     }
 
     [Fact]
-    public async Task An_oversized_event_is_a_400_and_bad_query_values_are_400s()
+    public async Task An_oversized_event_is_a_413_and_bad_query_values_are_400s()
     {
         using var analytics = App.CreateHttpClient("analytics");
         var padding = new string('x', AnalyticsApiMaxBytes);
@@ -194,7 +194,9 @@ public sealed class AnalyticsApiTests(ShopAppFixture fixture)
         using var day = await analytics.GetAsync("/api/analytics/uniques?day=26-11-2026", Ct);
         using var minutes = await analytics.GetAsync("/api/analytics/timeseries/views?minutes=100000", Ct);
 
-        Assert.All(new[] { oversized, board, window, top, day, minutes }, r => Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, oversized.StatusCode);
+        Assert.Equal("application/problem+json", oversized.Content.Headers.ContentType?.MediaType);
+        Assert.All(new[] { board, window, top, day, minutes }, r => Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode));
     }
 
     private const int AnalyticsApiMaxBytes = 4096;

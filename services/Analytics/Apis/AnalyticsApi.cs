@@ -22,7 +22,7 @@ public sealed record TimeSeries(string Metric, IReadOnlyList<Point> Points);
 
 public static class AnalyticsApi
 {
-    /// <summary>The largest event body accepted; a bigger one is a 400 (with Content-Length) or a 413 (chunked).</summary>
+    /// <summary>The largest event body accepted; a bigger one is a 413 (announced or found while reading a chunked one).</summary>
     public const int MaxEventBytes = 4096;
 
     public static IEndpointRouteBuilder MapAnalyticsApi(this IEndpointRouteBuilder app)
@@ -30,7 +30,8 @@ public static class AnalyticsApi
         var api = app.MapGroup("api/analytics").WithTags("Analytics");
         api.MapPost("events", PostEventAsync).WithName("PostEvent")
             .WithSummary("Records that the caller viewed a product of the catalog (type product.viewed only, through the gateway only: 403 without its client context); 202 with the id the server gave it.")
-            .Accepts<EventRequest>("application/json");
+            .Accepts<EventRequest>("application/json")
+            .WithRequestBodyLimit(MaxEventBytes);
         api.MapGet("leaderboards/{board}", GetLeaderboardAsync).WithName("GetLeaderboard")
             .WithSummary("Top products of a board (most-viewed, best-selling) over 1h, 24h or 7d; ties by product id.");
         api.MapGet("uniques", GetUniquesAsync).WithName("GetUniques").WithSummary("Estimated unique visitors on a day (or the days ending then), by HyperLogLog.");
@@ -42,9 +43,18 @@ public static class AnalyticsApi
     public static async Task<Results<Accepted<Accepted>, ValidationProblem, ProblemHttpResult>> PostEventAsync(
         EventPublisher publisher, CatalogClient catalog, TimeProvider time, HttpContext http)
     {
-        // The body is read here, not bound: a body over the limit (announced, or found while reading a chunked one),
-        // malformed JSON and unknown members are all a 400 that names the problem, before anything else happens.
-        if (await ReadEventAsync(http) is not { } body)
+        // The body is read here, not bound: malformed JSON and unknown members are a 400 that names the problem, and a
+        // chunked body that grows past the route's limit a 413, before anything else happens.
+        EventRequest? body;
+        try
+        {
+            body = await ReadEventAsync(http);
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TypedResults.Problem($"An event is at most {MaxEventBytes} bytes.", statusCode: StatusCodes.Status413PayloadTooLarge);
+        }
+        if (body is null)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
@@ -126,19 +136,15 @@ public static class AnalyticsApi
 
     private static async Task<EventRequest?> ReadEventAsync(HttpContext http)
     {
-        if (http.Request.ContentLength > MaxEventBytes || !http.Request.HasJsonContentType())
+        if (!http.Request.HasJsonContentType())
         {
             return null;
-        }
-        if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-        {
-            limit.MaxRequestBodySize = MaxEventBytes;
         }
         try
         {
             return await http.Request.ReadFromJsonAsync<EventRequest>(http.RequestAborted);
         }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or BadHttpRequestException)
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or BadHttpRequestException { StatusCode: not StatusCodes.Status413PayloadTooLarge })
         {
             return null;
         }

@@ -14,9 +14,13 @@ public sealed record SetQuantity(int? Quantity);
 
 public static class CartApi
 {
+    public const int MaxBodyBytes = 2048;
+
     public static IEndpointRouteBuilder MapCartApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("api/cart").WithTags("Cart");
+        // Every cart body is a few small fields: a product and a quantity, a currency, an email address (254 characters,
+        // each escaped in JSON at worst).
+        var api = app.MapGroup("api/cart").WithTags("Cart").WithRequestBodyLimit(MaxBodyBytes);
         api.MapGet("", GetCart).WithName("GetCart").WithSummary("The session's cart; empty (and no session started) without a valid session cookie.");
         api.MapPost("items", AddItemAsync).WithName("AddCartItem").WithSummary("Adds a quantity to a line atomically: concurrent adds never lose one.");
         api.MapPut("items/{productId}", SetItemAsync).WithName("SetCartItem").WithSummary("Sets a line's quantity; 0 removes it.");

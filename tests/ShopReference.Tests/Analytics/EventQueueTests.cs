@@ -43,8 +43,11 @@ public sealed class EventQueueTests
         await using var valkey = await TestValkeyServer.StartAsync();
         await using var kit = await Kit.StartAsync(valkey, Capacity);
 
-        await kit.PauseWritesAsync(TimeSpan.FromSeconds(3));
+        // Held until every event was offered, however slowly a busy machine runs the loop: a pause that ran out half-way
+        // would let more through than the queue holds.
+        await kit.PauseWritesAsync(TimeSpan.FromSeconds(10));
         var refused = Enumerable.Range(0, Events).Count(i => !kit.Queue.Enqueue(View($"e{i}")));
+        await kit.UnpauseAsync();
 
         await Eventually.UntilAsync(async () => await kit.StreamLengthAsync() + kit.Publisher.Dropped == Events, TimeSpan.FromSeconds(30),
             () => $"appended + dropped reaches {Events} (dropped {kit.Publisher.Dropped})", cancellationToken: Ct);
@@ -106,6 +109,8 @@ public sealed class EventQueueTests
 
         public Task PauseWritesAsync(TimeSpan duration) =>
             _admin.GetServers()[0].ExecuteAsync("CLIENT", "PAUSE", (long)duration.TotalMilliseconds, "WRITE");
+
+        public Task UnpauseAsync() => _admin.GetServers()[0].ExecuteAsync("CLIENT", "UNPAUSE");
 
         public Task<long> StreamLengthAsync() => _admin.GetDatabase().StreamLengthAsync(EventStream.Key);
 
