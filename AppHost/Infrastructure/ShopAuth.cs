@@ -18,6 +18,8 @@ public sealed class ShopAuth
     {
         SigningKey = builder.AddPasswordParameter("auth-signing-key",
             "Secret the gateway derives its token signing key pair from (ES256). Only the gateway is given it.", length: 64);
+        VisitorKey = builder.AddPasswordParameter("visitor-id-key",
+            "Key of the gateway's visitor ids (HMAC-SHA256 of a client's address), so that no one else can compute the id of an address. Only the gateway is given it.", length: 32);
         // A rollover: the new secret in auth-signing-key, the old one here, until the tokens it signed have expired.
         if (builder.Configuration[$"Parameters:{PreviousSigningKeyParameter}"] is { Length: > 0 })
         {
@@ -43,6 +45,9 @@ public sealed class ShopAuth
 
     /// <summary>The secret of the gateway's signing key pair; no other resource is given it.</summary>
     public ParameterResource SigningKey { get; }
+
+    /// <summary>The key of the visitor ids the gateway puts in its client context; no other resource is given it.</summary>
+    public ParameterResource VisitorKey { get; }
 
     /// <summary>The previous signing secret, set only during a key rollover.</summary>
     public IResourceBuilder<ParameterResource>? PreviousSigningKey { get; }
@@ -88,7 +93,7 @@ public sealed class ShopAuth
     /// </summary>
     public IResourceBuilder<ProjectResource> IssueTokens(IResourceBuilder<ProjectResource> gateway)
     {
-        DistrustForwardedHeaders(gateway).WithEnvironment("Auth__SigningKey", SigningKey);
+        DistrustForwardedHeaders(gateway).WithEnvironment("Auth__SigningKey", SigningKey).WithEnvironment("Auth__VisitorKey", VisitorKey);
         if (PreviousSigningKey is not null)
         {
             gateway.WithEnvironment("Auth__PreviousSigningKey", PreviousSigningKey);

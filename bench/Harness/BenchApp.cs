@@ -51,7 +51,7 @@ public static class BenchApp
     /// </summary>
     public static string ClientContext(ShopApp shop, string visitor) =>
         Forgery.Token(shop.SigningKey, ShopAuthentication.ClientContextAudience,
-            (ShopAuthentication.VisitorClaim, EventRules.VisitorFrom(visitor)), (ShopAuthentication.SchemeClaim, "http"));
+            (ShopAuthentication.VisitorClaim, ShopReference.Valkey.KeySchema.Sha256Hex(visitor)[..24]), (ShopAuthentication.SchemeClaim, "http"));
 
     /// <summary>The analytics consumer group has read and acknowledged every event in the stream.</summary>
     public static async Task<bool> AnalyticsDrainedAsync(IConnectionMultiplexer valkey)

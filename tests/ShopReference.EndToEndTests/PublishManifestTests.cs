@@ -76,10 +76,12 @@ public sealed class PublishManifestTests
             }
             // Only the gateway can sign; the services are told where it publishes its public keys.
             Assert.Equal("{auth-signing-key.value}", gateway.GetProperty("Auth__SigningKey").GetString());
+            Assert.Equal("{visitor-id-key.value}", gateway.GetProperty("Auth__VisitorKey").GetString()); // a deployment's own key
             foreach (var service in new[] { "catalog", "cart-session", "analytics" })
             {
                 var env = resources.GetProperty(service).GetProperty("env");
                 Assert.False(env.TryGetProperty("Auth__SigningKey", out _), $"{service} is given the signing secret");
+                Assert.False(env.TryGetProperty("Auth__VisitorKey", out _), $"{service} is given the visitor key");
                 Assert.Equal("{rate-limit.bindings.http.url}", env.GetProperty("Auth__Issuer").GetString());
             }
             Assert.Equal("{gateway-trusted-proxies.value}", gateway.GetProperty("RateLimiting__TrustedProxies__0").GetString());

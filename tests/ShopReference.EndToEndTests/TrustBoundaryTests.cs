@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
@@ -8,6 +9,7 @@ using ShopReference.Contracts.Events;
 using StackExchange.Redis;
 
 using ShopReference.Testing;
+using ShopReference.Valkey;
 
 namespace ShopReference.EndToEndTests;
 
@@ -313,6 +315,31 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
         else
         {
             Assert.StartsWith("NOPERM", (await Assert.ThrowsAsync<RedisServerException>(() => database.StreamAddAsync(EventStream.Key, "acl-test", service))).Message);
+        }
+    }
+
+    /// <summary>
+    /// The visitor id a view carries into the stream (and from there into the uniques and the outbox) is an HMAC of the
+    /// client's address under a key only the gateway is given: reading the stream does not give the addresses back.
+    /// </summary>
+    [Fact]
+    public async Task A_view_s_visitor_id_is_keyed_by_a_secret_only_the_gateway_holds()
+    {
+        using var gateway = Shop.GatewayAsNewClient(out var address);
+        using var posted = await gateway.PostAsJsonAsync("/api/analytics/events", new { type = "product.viewed", productId = 1 }, Ct);
+        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        var id = (await posted.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString();
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await App.GetConnectionStringAsync("valkey", Ct) ?? "");
+        var entry = (await valkey.GetDatabase().StreamRangeAsync(EventStream.Key, "-", "+", 1000, Order.Descending)).Single(e => (string?)e["id"] == id);
+
+        var key = await Shop.EnvironmentOfAsync("rate-limit", "Auth__VisitorKey");
+        var identity = "ip-" + address; // the identity the gateway's limiter counts an anonymous client by
+        var keyed = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(identity)))[..24];
+        Assert.Equal(keyed, (string?)entry["visitor"]);
+        Assert.NotEqual(KeySchema.Sha256Hex(identity)[..24], keyed);
+        foreach (var service in new[] { "catalog", "cart-session", "analytics" })
+        {
+            Assert.DoesNotContain("Auth__VisitorKey", (await Shop.EnvironmentOfAsync(service)).Keys);
         }
     }
 

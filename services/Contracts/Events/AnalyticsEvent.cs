@@ -124,9 +124,6 @@ public static class EventRules
     /// <summary>An id for a new event: 128 random bits, hex.</summary>
     public static string NewId() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
-    /// <summary>A visitor id from an opaque token (session id, client address): a short hash, never the token.</summary>
-    public static string VisitorFrom(string token) => KeySchema.Sha256Hex(token)[..24];
-
     /// <summary>The problems as one line, for a dead letter's reason.</summary>
     public static string Describe(Dictionary<string, string[]> errors) =>
         new StringBuilder().AppendJoin("; ", errors.Select(e => $"{e.Key}: {string.Join(' ', e.Value)}")).ToString();

@@ -7,7 +7,8 @@ namespace ShopReference.RateLimit.Auth;
 
 /// <summary>
 /// On every request the gateway forwards: drop any <c>X-Shop-Client</c> the caller sent, and attach the gateway's own,
-/// signed view of the client (a visitor id hashed from the identity the limiter counted, and the scheme it used).
+/// signed view of the client (a visitor id keyed from the identity the limiter counted, <see cref="VisitorIds"/>, and
+/// the scheme it used).
 /// Services take visitors and the https flag from this token only, never from a header a client can write.
 /// </summary>
 public static class ClientContextTransform
@@ -19,9 +20,9 @@ public static class ClientContextTransform
         headers.Remove(ClientIdentityResolver.ShopperHeader); // the gateway's business only
         if (context.HttpContext.Features.Get<GatewayClient>() is { } client)
         {
-            var issuer = context.HttpContext.RequestServices.GetRequiredService<TokenIssuer>();
-            headers.TryAddWithoutValidation(ShopAuthentication.ClientContextHeader,
-                issuer.ClientContext(EventRules.VisitorFrom(client.Identity.Partition), client.Identity.IsHttps));
+            var services = context.HttpContext.RequestServices;
+            headers.TryAddWithoutValidation(ShopAuthentication.ClientContextHeader, services.GetRequiredService<TokenIssuer>()
+                .ClientContext(services.GetRequiredService<VisitorIds>().For(client.Identity.Partition), client.Identity.IsHttps));
         }
         return ValueTask.CompletedTask;
     });

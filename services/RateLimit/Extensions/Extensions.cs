@@ -29,6 +29,7 @@ public static class Extensions
             .ValidateOnStart();
         builder.Services.AddSingleton<ApiClientRegistry>();
         builder.Services.AddSingleton<TokenIssuer>();
+        VisitorIds.AddTo(builder.Services, builder.Configuration);
         // The gateway validates its own tokens with its own public keys, not by asking itself over the network.
         foreach (var scheme in new[] { JwtBearerDefaults.AuthenticationScheme, ShopAuthentication.ClientContextScheme })
         {

@@ -62,6 +62,7 @@ public sealed class InProcessService : IAsyncDisposable
         if (service == "rate-limit")
         {
             builder.Configuration["Auth:SigningKey"] = signingSecret;
+            builder.Configuration["Auth:VisitorKey"] ??= Secrets.NewPassword(32);
         }
         else
         {
