@@ -43,7 +43,8 @@ public static class Extensions
         // Malformed JSON or an unparseable parameter is the client's error: answer 400 ProblemDetails in every
         // environment instead of throwing (the Development default), which the exception handler would turn into a 500.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = false);
-        builder.Services.AddOpenApi();
+        builder.Services.AddOpenApi(PublicDocument, options => options.ShouldInclude = IsPublic);
+        builder.Services.AddOpenApi(InternalDocument);
         return builder;
     }
 
@@ -109,19 +110,35 @@ public static class Extensions
         return app;
     }
 
+    /// <summary>The document the public sees: every operation but the operators' (<c>/admin</c>).</summary>
+    public const string PublicDocument = "v1";
+
+    /// <summary>Every operation, <c>/admin</c> included: for operators only, straight at a service.</summary>
+    public const string InternalDocument = "internal";
+
+    /// <summary>Where a service serves <see cref="InternalDocument"/>: outside <c>/api</c>, so the gateway never routes to it.</summary>
+    public const string InternalDocumentPath = "/internal/openapi/" + InternalDocument + ".json";
+
+    // Operator routes live under /admin: the gateway does not route them, and a map of them is no help to a stranger.
+    private static bool IsPublic(Microsoft.AspNetCore.Mvc.ApiExplorer.ApiDescription operation) =>
+        !(operation.RelativePath ?? "").StartsWith("admin", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>
-    /// The service's OpenAPI document at <c>/api/{name}/openapi/v1.json</c> in every environment, so it is reachable
-    /// through the gateway (and rate-limited like the rest) and a test can enumerate every operation; a Scalar UI over
-    /// it at <c>/api/{name}/docs</c> in Development.
+    /// The service's public OpenAPI document at <c>/api/{name}/openapi/v1.json</c> in every environment, so it is
+    /// reachable through the gateway (and rate-limited like the rest); a Scalar UI over it at <c>/api/{name}/docs</c> in
+    /// Development. The whole document, operator routes included, at <see cref="InternalDocumentPath"/> for the
+    /// permission <c>operator</c>: what the hostile-input suite enumerates.
     /// </summary>
     public static WebApplication MapApiDocuments(this WebApplication app, string name)
     {
-        var document = $"/api/{name}/openapi/{{documentName}}.json";
-        app.MapOpenApi(document);
+        // The route names the document, constrained to the public one (a route without the name would take it from the
+        // query string, and serve the internal document to anyone who asks for it there).
+        app.MapOpenApi($"/api/{name}/openapi/{{documentName:regex(^{PublicDocument}$)}}.json");
+        app.MapOpenApi("/internal/openapi/{documentName}.json").RequireAuthorization(Permissions.Operator);
         if (app.Environment.IsDevelopment())
         {
             Scalar.AspNetCore.ScalarEndpointRouteBuilderExtensions.MapScalarApiReference(app, $"/api/{name}/docs",
-                options => Scalar.AspNetCore.ScalarOptionsExtensions.WithOpenApiRoutePattern(options, document));
+                options => Scalar.AspNetCore.ScalarOptionsExtensions.WithOpenApiRoutePattern(options, $"/api/{name}/openapi/{{documentName}}.json"));
         }
         return app;
     }

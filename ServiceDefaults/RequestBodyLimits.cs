@@ -39,6 +39,9 @@ public static class RequestBodyLimits
             var limit = context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>()?.MaxRequestBodySize ?? defaultBytes;
             if (context.Request.ContentLength > limit)
             {
+                // The body stays unread, so the connection cannot carry another request: close it after this answer,
+                // or a client that reuses it would have its next request cut off.
+                context.Response.Headers.Connection = "close";
                 await Results.Problem($"The request body is larger than this route's limit of {limit} bytes.",
                     statusCode: StatusCodes.Status413PayloadTooLarge).ExecuteAsync(context);
                 return;

@@ -319,6 +319,38 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
     }
 
     /// <summary>
+    /// The operator routes are not mapped out for strangers: the public document (through the gateway) lists none of
+    /// them, whatever the query asks for, and the whole document is served only to an operator, straight at a service.
+    /// </summary>
+    [Theory]
+    [InlineData("catalog", "catalog", true)]
+    [InlineData("cart-session", "cart", true)]
+    [InlineData("analytics", "analytics", true)]
+    [InlineData("rate-limit", "ratelimit", false)]
+    public async Task The_public_openapi_document_lists_no_operator_route_and_the_whole_one_is_for_operators_only(string resource, string name, bool hasOperatorRoutes)
+    {
+        using var gateway = Shop.GatewayAsNewClient(out _);
+        async Task<List<string>> PathsAsync(HttpClient http, string path) =>
+            [.. JsonDocument.Parse(await http.GetStringAsync(path, Ct)).RootElement.GetProperty("paths").EnumerateObject().Select(p => p.Name)];
+
+        var published = await PathsAsync(gateway, $"/api/{name}/openapi/v1.json");
+        var askedForTheWhole = await PathsAsync(gateway, $"/api/{name}/openapi/v1.json?documentName=internal");
+        using var internalThroughGateway = await gateway.GetAsync($"/api/{name}/openapi/internal.json", Ct);
+        using var direct = resource == "rate-limit" ? Shop.GatewayAsNewClient(out _) : App.CreateHttpClient(resource);
+        using var anonymous = await direct.GetAsync(Microsoft.Extensions.Hosting.Extensions.InternalDocumentPath, Ct);
+        using var operatorClient = await Shop.ClientAsAsync(resource, "operator", Ct);
+        var whole = await PathsAsync(operatorClient, Microsoft.Extensions.Hosting.Extensions.InternalDocumentPath);
+
+        Assert.Contains(published, p => p.StartsWith("/api/", StringComparison.Ordinal));
+        Assert.DoesNotContain(published, p => p.StartsWith("/admin", StringComparison.Ordinal));
+        Assert.DoesNotContain(askedForTheWhole, p => p.StartsWith("/admin", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.NotFound, internalThroughGateway.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(hasOperatorRoutes, whole.Any(p => p.StartsWith("/admin", StringComparison.Ordinal)));
+        Assert.Superset(published.ToHashSet(), whole.ToHashSet());
+    }
+
+    /// <summary>
     /// The visitor id a view carries into the stream (and from there into the uniques and the outbox) is an HMAC of the
     /// client's address under a key only the gateway is given: reading the stream does not give the addresses back.
     /// </summary>
