@@ -15,6 +15,12 @@ public sealed class RequestBodyLimitOptions
     /// of description, fits even with every character escaped; the gateway forwards nothing larger either.
     /// </summary>
     public long DefaultBytes { get; set; } = 16 * 1024;
+
+    /// <summary>
+    /// An announced body up to this size is read and discarded after its 413, so the connection serves the client's
+    /// next request; a larger one closes the connection instead.
+    /// </summary>
+    public long DrainBytes { get; set; } = 1024 * 1024;
 }
 
 /// <summary>
@@ -33,20 +39,30 @@ public static class RequestBodyLimits
     /// <summary>Applies each route's limit; after routing (the limit is the matched endpoint's), before authentication.</summary>
     public static IApplicationBuilder UseRequestBodyLimits(this IApplicationBuilder app)
     {
-        var defaultBytes = app.ApplicationServices.GetRequiredService<IOptions<RequestBodyLimitOptions>>().Value.DefaultBytes;
+        var options = app.ApplicationServices.GetRequiredService<IOptions<RequestBodyLimitOptions>>().Value;
         return app.Use(async (context, next) =>
         {
-            var limit = context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>()?.MaxRequestBodySize ?? defaultBytes;
-            if (context.Request.ContentLength > limit)
+            var limit = context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>()?.MaxRequestBodySize ?? options.DefaultBytes;
+            var feature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+            if (context.Request.ContentLength is { } announced && announced > limit)
             {
-                // The body stays unread, so the connection cannot carry another request: close it after this answer,
-                // or a client that reuses it would have its next request cut off.
-                context.Response.Headers.Connection = "close";
+                // Answered before a byte is read. The server then discards the unread body so that the connection can
+                // serve the next request: closing it while the client still sends would reach the client as a reset,
+                // not as this answer. That discard needs the body within the server's limit, so it is raised to the
+                // announced size, up to DrainBytes; past that the connection is closed after the answer.
+                if (announced <= options.DrainBytes && feature is { IsReadOnly: false })
+                {
+                    feature.MaxRequestBodySize = announced;
+                }
+                else
+                {
+                    context.Response.Headers.Connection = "close";
+                }
                 await Results.Problem($"The request body is larger than this route's limit of {limit} bytes.",
                     statusCode: StatusCodes.Status413PayloadTooLarge).ExecuteAsync(context);
                 return;
             }
-            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+            if (feature is { IsReadOnly: false })
             {
                 feature.MaxRequestBodySize = limit;
             }

@@ -70,6 +70,7 @@ public static class Extensions
     public static WebApplication MapApplication(this WebApplication app)
     {
         app.WarnWithoutTrustedProxies();
+        app.UseTrustedProxies();
         app.MapDefaultEndpoints();
         app.MapApiDocuments("ratelimit");
         app.UseGatewayRateLimiting();

@@ -12,23 +12,18 @@ public readonly record struct ClientIdentity(string Partition, bool IsApiClient,
 /// <summary>
 /// Turns request headers into a bounded partition id, never into raw key material. A client is known by its
 /// <c>X-Api-Key</c> or by an access token the gateway issued (<c>Authorization: Bearer</c>); a malformed key is a 400, an
-/// unknown key or an invalid token a 401 (inventing keys must not buy fresh quota). <c>X-Forwarded-For</c> and
-/// <c>X-Forwarded-Proto</c> count only when the connection comes from a trusted proxy, and a malformed or oversized
-/// chain is ignored. IPv6 clients are grouped by /64, since one host commonly holds a whole /64.
+/// unknown key or an invalid token a 401 (inventing keys must not buy fresh quota). Anyone else is known by the address
+/// <see cref="TrustedProxies"/> resolved (<c>X-Forwarded-For</c> counts only from a trusted proxy). IPv6 clients are
+/// grouped by /64, since one host commonly holds a whole /64.
 /// </summary>
 public sealed class ClientIdentityResolver
 {
     public const string ApiKeyHeader = "X-Api-Key";
-    private const int MaxForwardedForLength = 1024;
     private readonly ApiClientRegistry _clients;
-    private readonly HashSet<IPAddress> _trustedAddresses;
-    private readonly IPNetwork[] _trustedNetworks;
 
-    public ClientIdentityResolver(IOptions<GatewayRateLimitOptions> options, ApiClientRegistry clients)
+    public ClientIdentityResolver(ApiClientRegistry clients)
     {
         _clients = clients;
-        _trustedAddresses = [.. options.Value.TrustedProxies.Where(p => !p.Contains('/')).Select(p => Normalize(IPAddress.Parse(p)))];
-        _trustedNetworks = [.. options.Value.TrustedProxies.Where(p => p.Contains('/')).Select(p => IPNetwork.Parse(p))];
     }
 
     /// <summary>True when the request presents a credential (a key or a bearer token) that the gateway must check.</summary>
@@ -95,57 +90,11 @@ public sealed class ClientIdentityResolver
     /// <summary>The client's address as this gateway sees it (the nearest untrusted hop), for quotas and failure counts.</summary>
     public string AddressOf(HttpContext context) => Describe(ClientAddress(context));
 
-    // https when the client connected with TLS, or a trusted TLS-terminating proxy says so.
-    private bool IsHttps(HttpContext context)
-    {
-        if (context.Request.IsHttps)
-        {
-            return true;
-        }
-        var remote = Normalize(context.Connection.RemoteIpAddress ?? IPAddress.Loopback);
-        if (!IsTrusted(remote))
-        {
-            return false;
-        }
-        var proto = context.Request.Headers["X-Forwarded-Proto"].ToString();
-        return proto.Split(',', StringSplitOptions.TrimEntries)[0].Equals("https", StringComparison.OrdinalIgnoreCase);
-    }
+    // The address and scheme as the forwarded-headers middleware left them (TrustedProxies): the client's, when a
+    // trusted proxy forwarded the request, else the connection's own.
+    private static bool IsHttps(HttpContext context) => context.Request.IsHttps;
 
-    private IPAddress ClientAddress(HttpContext context)
-    {
-        var remote = Normalize(context.Connection.RemoteIpAddress ?? IPAddress.Loopback);
-        if (!IsTrusted(remote))
-        {
-            return remote;
-        }
-        var header = string.Join(',', context.Request.Headers["X-Forwarded-For"].ToArray());
-        if (header.Length is 0 or > MaxForwardedForLength)
-        {
-            return remote;
-        }
-        var entries = header.Split(',', StringSplitOptions.TrimEntries);
-        var hops = new IPAddress[entries.Length];
-        for (var i = 0; i < entries.Length; i++)
-        {
-            if (!IPAddress.TryParse(entries[i], out var hop))
-            {
-                return remote; // a malformed chain is ignored as a whole, not trusted up to the bad entry
-            }
-            hops[i] = Normalize(hop);
-        }
-        // Right to left: the nearest hop that is not one of our proxies is the client.
-        for (var i = hops.Length - 1; i >= 0; i--)
-        {
-            if (!IsTrusted(hops[i]))
-            {
-                return hops[i];
-            }
-        }
-        return remote;
-    }
-
-    private bool IsTrusted(IPAddress address) =>
-        _trustedAddresses.Contains(address) || _trustedNetworks.Any(network => network.Contains(address));
+    private static IPAddress ClientAddress(HttpContext context) => Normalize(context.Connection.RemoteIpAddress ?? IPAddress.Loopback);
 
     private static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 

@@ -1,24 +1,29 @@
 using System.Net;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
 
 namespace ShopReference.Tests.RateLimiting;
 
-/// <summary>How the gateway decides who a request counts against; headers never become unbounded partitions.</summary>
+/// <summary>
+/// How the gateway decides who a request counts against (the forwarded-headers middleware as the gateway configures it,
+/// then the resolver); headers never become unbounded partitions.
+/// </summary>
 public sealed class ClientIdentityTests
 {
     private const string Proxy = "10.0.0.5";
     private static readonly string KnownKey = "partner-key-0123456789";
 
     private static ClientIdentityResolver Resolver() => new(
-        Options.Create(new GatewayRateLimitOptions { TrustedProxies = [Proxy, "172.16.0.0/12"] }),
         new ApiClientRegistry(Options.Create(new ApiClientsOptions
         {
             Clients = { ["partner"] = new ApiClient { KeySha256 = ApiClientRegistry.HashKey(KnownKey) } },
         })));
 
+    // A request as the resolver sees it: after the gateway's first middleware has read the forwarded headers.
     private static DefaultHttpContext Request(string remote, string? forwardedFor = null, string? apiKey = null, string? forwardedProto = null)
     {
         var context = new DefaultHttpContext();
@@ -26,6 +31,8 @@ public sealed class ClientIdentityTests
         if (forwardedFor is not null) context.Request.Headers["X-Forwarded-For"] = forwardedFor;
         if (forwardedProto is not null) context.Request.Headers["X-Forwarded-Proto"] = forwardedProto;
         if (apiKey is not null) context.Request.Headers["X-Api-Key"] = apiKey;
+        new ForwardedHeadersMiddleware(_ => Task.CompletedTask, NullLoggerFactory.Instance, Options.Create(TrustedProxies.Options([Proxy, "172.16.0.0/12"])))
+            .Invoke(context).GetAwaiter().GetResult(); // synchronous: it only reads headers
         return context;
     }
 
@@ -73,24 +80,41 @@ public sealed class ClientIdentityTests
         Assert.Equal("ip-192.0.2.44", identity!.Value.Partition);
     }
 
+    /// <summary>
+    /// A trusted proxy appends the hop it saw on the right; whatever the client wrote to its left is never reached, and an
+    /// entry that is not an address is never believed.
+    /// </summary>
     [Theory]
-    [InlineData("not-an-ip, 192.0.2.44")]
-    [InlineData("192.0.2.44; drop table")]
-    public void A_malformed_forwarded_chain_is_ignored_as_a_whole(string header)
+    [InlineData("not-an-ip, 192.0.2.44", "192.0.2.44")]
+    [InlineData("192.0.2.44; drop table", Proxy)]
+    public void A_malformed_hop_is_never_believed(string header, string client)
     {
         var (identity, _, _) = Resolver().Resolve(Request(Proxy, forwardedFor: header));
+
+        Assert.Equal($"ip-{client}", identity!.Value.Partition);
+    }
+
+    [Fact]
+    public void A_chain_of_trusted_hops_is_walked_no_further_than_the_forward_limit()
+    {
+        var forged = $"198.51.100.66, {string.Join(", ", Enumerable.Repeat(Proxy, TrustedProxies.ForwardLimit + 4))}";
+
+        var (identity, _, _) = Resolver().Resolve(Request(Proxy, forwardedFor: forged));
 
         Assert.Equal($"ip-{Proxy}", identity!.Value.Partition);
     }
 
+    /// <summary>
+    /// The scheme belongs to the hop the address was taken from: a client that prepends <c>https</c> to what the proxy
+    /// appends (<c>http</c>, the scheme it really used) does not get https counted, and so no <c>Secure</c> cookie
+    /// decision or https-only treatment from a header it wrote.
+    /// </summary>
     [Fact]
-    public void An_oversized_forwarded_header_is_ignored()
+    public void The_scheme_is_the_client_hop_s_own_not_the_leftmost_entry()
     {
-        var header = string.Join(", ", Enumerable.Repeat("192.0.2.44", 200));
+        var (identity, _, _) = Resolver().Resolve(Request(Proxy, forwardedFor: "203.0.113.1, 192.0.2.44", forwardedProto: "https, http"));
 
-        var (identity, _, _) = Resolver().Resolve(Request(Proxy, forwardedFor: header));
-
-        Assert.Equal($"ip-{Proxy}", identity!.Value.Partition);
+        Assert.Equal(("ip-192.0.2.44", false), (identity!.Value.Partition, identity.Value.IsHttps));
     }
 
     [Fact]
