@@ -25,8 +25,11 @@ public sealed partial class ShopApp
         if (first == ended && ended.IsCompletedSuccessfully)
         {
             var (id, snapshot) = ended.Result;
+            // What the instance that ended wrote comes first: it is often not one of the resources the report below
+            // names (a node of the cluster, a provisioning step), and its last words say why it ended.
             throw new InvalidOperationException(
-                $"{id} ended during the start ({snapshot.State?.Text}, exit code {snapshot.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}): {await StartReportAsync(app)}");
+                $"{id} ended during the start ({snapshot.State?.Text}, exit code {snapshot.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}).\n" +
+                $"--- last lines of {id}:\n{await RecentLogAsync(app, id, 20)}\n{await StartReportAsync(app)}");
         }
         await healthy; // completed, or the timeout's cancellation, which the caller reports
     }
