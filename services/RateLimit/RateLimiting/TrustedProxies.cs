@@ -17,9 +17,16 @@ public static class TrustedProxies
     /// <summary>More hops than any ingress chain in front of the gateway; a longer forged chain is not walked.</summary>
     public const int ForwardLimit = 8;
 
-    /// <summary>The options for <paramref name="proxies"/> (addresses and CIDR networks), and no one else.</summary>
-    public static ForwardedHeadersOptions Options(IEnumerable<string> proxies)
+    /// <summary>
+    /// The options for <paramref name="proxies"/> (addresses and CIDR networks), and no one else; null when there are
+    /// none, because the middleware with both lists empty believes every peer.
+    /// </summary>
+    public static ForwardedHeadersOptions? Options(IReadOnlyCollection<string> proxies)
     {
+        if (proxies.Count == 0)
+        {
+            return null;
+        }
         var options = new ForwardedHeadersOptions
         {
             ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto,
@@ -44,5 +51,7 @@ public static class TrustedProxies
 
     /// <summary>First in the gateway's pipeline, so everything after it sees the client, not the ingress.</summary>
     public static IApplicationBuilder UseTrustedProxies(this IApplicationBuilder app) =>
-        app.UseForwardedHeaders(Options(app.ApplicationServices.GetRequiredService<IOptions<GatewayRateLimitOptions>>().Value.TrustedProxies));
+        Options(app.ApplicationServices.GetRequiredService<IOptions<GatewayRateLimitOptions>>().Value.TrustedProxies) is { } options
+            ? app.UseForwardedHeaders(options)
+            : app; // no proxy is trusted: the connection's own address and scheme stand
 }

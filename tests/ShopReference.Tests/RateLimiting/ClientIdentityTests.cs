@@ -24,15 +24,19 @@ public sealed class ClientIdentityTests
         })));
 
     // A request as the resolver sees it: after the gateway's first middleware has read the forwarded headers.
-    private static DefaultHttpContext Request(string remote, string? forwardedFor = null, string? apiKey = null, string? forwardedProto = null)
+    private static DefaultHttpContext Request(string remote, string? forwardedFor = null, string? apiKey = null, string? forwardedProto = null,
+        string[]? trusted = null)
     {
         var context = new DefaultHttpContext();
         context.Connection.RemoteIpAddress = IPAddress.Parse(remote);
         if (forwardedFor is not null) context.Request.Headers["X-Forwarded-For"] = forwardedFor;
         if (forwardedProto is not null) context.Request.Headers["X-Forwarded-Proto"] = forwardedProto;
         if (apiKey is not null) context.Request.Headers["X-Api-Key"] = apiKey;
-        new ForwardedHeadersMiddleware(_ => Task.CompletedTask, NullLoggerFactory.Instance, Options.Create(TrustedProxies.Options([Proxy, "172.16.0.0/12"])))
-            .Invoke(context).GetAwaiter().GetResult(); // synchronous: it only reads headers
+        if (TrustedProxies.Options(trusted ?? [Proxy, "172.16.0.0/12"]) is { } options) // as UseTrustedProxies does
+        {
+            new ForwardedHeadersMiddleware(_ => Task.CompletedTask, NullLoggerFactory.Instance, Options.Create(options))
+                .Invoke(context).GetAwaiter().GetResult(); // synchronous: it only reads headers
+        }
         return context;
     }
 
@@ -70,6 +74,15 @@ public sealed class ClientIdentityTests
         var (identity, _, _) = Resolver().Resolve(Request("203.0.113.9", forwardedFor: "198.51.100.1"));
 
         Assert.Equal("ip-203.0.113.9", identity!.Value.Partition);
+    }
+
+    /// <summary>The middleware with no known proxy would believe every peer; with none configured, nobody is believed.</summary>
+    [Fact]
+    public void With_no_trusted_proxy_no_peer_s_forwarded_headers_are_believed()
+    {
+        var (identity, _, _) = Resolver().Resolve(Request("127.0.0.1", forwardedFor: "198.51.100.1", forwardedProto: "https", trusted: []));
+
+        Assert.Equal(("ip-127.0.0.1", false), (identity!.Value.Partition, identity.Value.IsHttps));
     }
 
     [Fact]
