@@ -11,7 +11,7 @@ PortSettings.KeepReplicaPortsApart(builder.Configuration); // replicas' ports ne
 var auth = ShopAuth.AddShopAuth(builder);
 
 // Shared state: one Valkey and one PostgreSQL for the four services, each service with its own user and role.
-var valkeyUsers = ValkeyAcl.CreateUsers(builder);
+var valkeyUsers = ShopValkeyUsers.Create(builder);
 var valkey = builder.AddValkey("valkey", mode, ports.Valkey, valkeyUsers.Values).WithReportCommand();
 var postgres = builder.AddShopPostgres("postgres", mode, ports.Postgres);
 

@@ -34,7 +34,7 @@ var options = new BenchOptions(
     Only: OptionText("--only"));
 
 await using var servers = await TestServers.StartAsync();
-Console.WriteLine($"<!-- {DateTime.UtcNow:yyyy-MM-dd} {Environment.ProcessorCount} cores, {Path.GetFileName(ShopReference.LocalServers.ServerBinaries.FindValkeyServer())}, PostgreSQL from {ShopReference.LocalServers.ServerBinaries.FindPostgresBinDirectory()} -->");
+Console.WriteLine($"<!-- {DateTime.UtcNow:yyyy-MM-dd} {Environment.ProcessorCount} cores, {Path.GetFileName(ShopReference.Hosting.ServerBinaries.FindValkeyServer())}, PostgreSQL from {ShopReference.Hosting.ServerBinaries.FindPostgresBinDirectory()} -->");
 Console.WriteLine(await scenario.RunAsync(servers, options));
 return 0;
 

@@ -1,29 +1,39 @@
 #!/usr/bin/env bash
-# The sample's smoke test, as CI runs it: pack ShopReference.Valkey into artifacts/packages, build the sample from that
-# folder alone (no reference to the shop's projects), start a Valkey (redis-server where none is installed) whose only
-# application user is the one in valkey-user.acl, run Sample.Api against it and check its promises from outside:
-# miss then hit, 20 concurrent misses cost one origin load, not-found is cached, exactly the limit is admitted, every
-# key is under sample:, and a stopped Valkey is a 503 ProblemDetails, not a hang.
+# The sample's smoke test, as CI runs it: pack ShopReference.Valkey and ShopReference.Hosting into artifacts/packages,
+# build the sample from that folder alone (no reference to the shop's projects), start a Valkey (redis-server where none
+# is installed) whose only application user is the one in valkey-user.acl, run Sample.Api against it and check its
+# promises from outside: miss then hit, 20 concurrent misses cost one origin load, not-found is cached, exactly the
+# limit is admitted, every key is under sample:, and a stopped Valkey is a 503 ProblemDetails, not a hang. Then run
+# Sample.AppHost (Local mode), whose Valkey and ACL user come from the hosting package, and read through it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"; [ -n "${SMOKE_KEEP:-}" ] && echo "work: $work"
-server_pid=""; api_pid=""
+server_pid=""; api_pid=""; apphost_pid=""
 cleanup() {
+  [ -n "$apphost_pid" ] && kill "$apphost_pid" 2>/dev/null && wait "$apphost_pid" 2>/dev/null
   [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   [ -n "${SMOKE_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "sample smoke: FAILED: $*"; [ -f "$work/api.log" ] && tail -n 30 "$work/api.log"; exit 1; }
+fail() {
+  echo "sample smoke: FAILED: $*"
+  [ -f "$work/api.log" ] && tail -n 30 "$work/api.log"
+  [ -f "$work/apphost.log" ] && tail -n 40 "$work/apphost.log"
+  exit 1
+}
 
-# 1. The package, and a build that can only have come from it.
+# 1. The packages, and a build that can only have come from them.
 if grep -n '<ProjectReference' samples/*/*.csproj | grep -v 'Include="\.\./Sample\.'; then fail "the sample references a project outside samples/"; fi
 rm -rf artifacts/packages
-dotnet pack services/Valkey -c Release -o artifacts/packages --nologo -v quiet >"$work/pack.log" 2>&1 || { cat "$work/pack.log"; fail "dotnet pack"; }
+for project in services/Valkey infra/Hosting; do
+  dotnet pack "$project" -c Release -o artifacts/packages --nologo -v quiet >"$work/pack.log" 2>&1 || { cat "$work/pack.log"; fail "dotnet pack $project"; }
+done
 # A package of the same version restored before would be taken from the cache instead of the one just packed.
-rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/shopreference.valkey"
+rm -rf "${NUGET_PACKAGES:-$HOME/.nuget/packages}/shopreference.valkey" "${NUGET_PACKAGES:-$HOME/.nuget/packages}/shopreference.hosting"
 dotnet build samples/Sample.AppHost -c Release --nologo -v quiet >"$work/build.log" 2>&1 || { tail -n 30 "$work/build.log"; fail "dotnet build samples"; }
 grep -q '"ShopReference.Valkey/1.0.0"' samples/Sample.Api/obj/project.assets.json || fail "ShopReference.Valkey was not restored as a package"
+grep -q '"ShopReference.Hosting/1.0.0"' samples/Sample.AppHost/obj/project.assets.json || fail "ShopReference.Hosting was not restored as a package"
 
 # 2. A Valkey with an administrator (for this script's checks only) and the sample's user, from valkey-user.acl.
 server=$(command -v valkey-server || command -v redis-server) || fail "no valkey-server or redis-server"
@@ -86,4 +96,29 @@ kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 outage=$(curl -s -m 15 -D - "$base/products/3" | tr -d '\r') || fail "a read while Valkey is down did not answer within 15 s"
 [ "$(status_of <<<"$outage")" = 503 ] && grep -qi '^Content-Type: application/problem+json' <<<"$outage" || fail "a read while Valkey is down: $outage"
 
-echo "sample smoke: passed (miss then hit; 20 concurrent misses, 1 origin load; not-found cached; 30 of 34 reads admitted; keys only under sample:; Valkey down is a 503)"
+kill "$api_pid" 2>/dev/null; wait "$api_pid" 2>/dev/null || true; api_pid=""
+
+# 5. The sample's AppHost in Local mode: the hosting package starts Valkey with the sample's ACL user and hands the API
+#    that user's connection string. A read through it is a miss then a hit, its keys are under sample:, and the user
+#    the package created reaches nothing else.
+valkey_port=$(free_port); api_port=$(free_port); dashboard_port=$(free_port); otlp_port=$(free_port); resources_port=$(free_port)
+env ASPIRE_ALLOW_UNSECURED_TRANSPORT=true ASPNETCORE_URLS="http://127.0.0.1:$dashboard_port" \
+  ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL="http://127.0.0.1:$otlp_port" ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL="http://127.0.0.1:$resources_port" \
+  Infrastructure__Mode=Local Infrastructure__DataDirectory="$work/data" "Parameters__valkey-password=$admin_password" \
+  Sample__ValkeyPort="$valkey_port" Sample__ApiPort="$api_port" \
+  dotnet run --project samples/Sample.AppHost -c Release --no-build --no-launch-profile >"$work/apphost.log" 2>&1 &
+apphost_pid=$!
+base="http://127.0.0.1:$api_port"
+for _ in $(seq 600); do curl -fs -m 2 "$base/stats" >/dev/null 2>&1 && break; kill -0 "$apphost_pid" 2>/dev/null || break; sleep 0.3; done
+[ "$(loads)" = 0 ] || fail "the AppHost's API did not answer within 3 minutes"
+first=$(read_product 7); second=$(read_product 7)
+[ "$(status_of <<<"$first")" = 200 ] && [ "$(outcome_of <<<"$first")" = Miss ] || fail "first read through the AppHost: $first"
+[ "$(outcome_of <<<"$second")" = Hit ] || fail "second read through the AppHost: $second"
+others=$(admin --scan | grep -v '^sample:' || true)
+[ -z "$others" ] || fail "keys outside sample:* were written through the AppHost: $others"
+[ "$(admin --scan | grep -c '^sample:')" -gt 0 ] || fail "the AppHost's Valkey holds no sample key"
+acl=$(admin acl getuser sample | tr '\n' ' ')
+grep -q '~sample:\*' <<<"$acl" && grep -q '&sample:\*' <<<"$acl" || fail "the hosting package's user 'sample' is not limited to sample:*: $acl"
+kill "$apphost_pid"; wait "$apphost_pid" 2>/dev/null || true; apphost_pid=""
+
+echo "sample smoke: passed (miss then hit; 20 concurrent misses, 1 origin load; not-found cached; 30 of 34 reads admitted; keys only under sample:; Valkey down is a 503; the AppHost from the hosting package serves a miss then a hit as its own ACL user)"

@@ -16,14 +16,14 @@ public sealed record PortSettings(int? Gateway, int? Valkey, int? Postgres)
     /// <summary>
     /// Aspire picks a port for each service replica when the app starts and hands it over when the replica starts, which
     /// can be a minute later (replicas wait for Valkey and PostgreSQL). Local mode picks its Valkey cluster's node and
-    /// bus ports the same way (<see cref="ShopReference.LocalServers.LocalPorts"/>), and Aspire knows a node's client
+    /// bus ports the same way (<see cref="ShopReference.Hosting.LocalPorts"/>), and Aspire knows a node's client
     /// port but not its bus port: two pickers in one band can hand out one port twice, and the replica that binds it
     /// second dies at start. So the replicas get a band of their own, unless one is configured.
     /// </summary>
     public static void KeepReplicaPortsApart(IConfiguration configuration)
     {
-        configuration["DcpPublisher:ProxylessEndpointPortRangeStart"] ??= ShopReference.LocalServers.LocalPorts.ReplicaBandFirst.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        configuration["DcpPublisher:ProxylessEndpointPortRangeEnd"] ??= ShopReference.LocalServers.LocalPorts.ReplicaBandLast.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        configuration["DcpPublisher:ProxylessEndpointPortRangeStart"] ??= ShopReference.Hosting.LocalPorts.ReplicaBandFirst.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        configuration["DcpPublisher:ProxylessEndpointPortRangeEnd"] ??= ShopReference.Hosting.LocalPorts.ReplicaBandLast.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static int? Read(IConfiguration configuration, string name, int contractPort)

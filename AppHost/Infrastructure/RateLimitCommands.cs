@@ -83,13 +83,3 @@ public static class RateLimitCommands
         });
     }
 }
-
-/// <summary>When the dashboard's commands can run.</summary>
-public static class CommandState
-{
-    /// <summary>Traffic and operator commands make sense only against a resource that is up.</summary>
-    public static ResourceCommandState EnabledWhenHealthy(UpdateCommandStateContext context) =>
-        context.ResourceSnapshot.HealthStatus == Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy
-            ? ResourceCommandState.Enabled
-            : ResourceCommandState.Disabled;
-}

@@ -124,7 +124,7 @@ public sealed class ChaosScenario : IScenario
     private static async Task<string> CutAsync(int port, TimeSpan length)
     {
         string[] rule = ["INPUT", "-p", "tcp", "--dport", port.ToString(CultureInfo.InvariantCulture), "-j", "REJECT", "--reject-with", "tcp-reset"];
-        var (added, output) = await ShopReference.LocalServers.ProcessRunner.RunAsync("iptables", ["-I", .. rule], null, TimeSpan.FromSeconds(10), CancellationToken.None)
+        var (added, output) = await ShopReference.Hosting.ProcessRunner.RunAsync("iptables", ["-I", .. rule], null, TimeSpan.FromSeconds(10), CancellationToken.None)
             .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : (-1, t.Exception?.InnerException?.Message ?? "failed"), TaskScheduler.Default);
         if (added != 0)
         {
@@ -136,7 +136,7 @@ public sealed class ChaosScenario : IScenario
         }
         finally
         {
-            await ShopReference.LocalServers.ProcessRunner.RunAsync("iptables", ["-D", .. rule], null, TimeSpan.FromSeconds(10), CancellationToken.None);
+            await ShopReference.Hosting.ProcessRunner.RunAsync("iptables", ["-D", .. rule], null, TimeSpan.FromSeconds(10), CancellationToken.None);
         }
         return $"cut valkey's port {port} for {length.TotalSeconds:0} s (connections reset)";
     }

@@ -95,7 +95,7 @@ public sealed class HttpScenario : IScenario
 
     private const string BareHopContender = "bare YARP hop (one route, nothing else) to the same replicas";
     private const string BareHopPart = "bare hop";
-    private static readonly int BareHopPort = ShopReference.LocalServers.LocalPorts.NextFree();
+    private static readonly int BareHopPort = ShopReference.Hosting.LocalPorts.NextFree();
 
     // The hop in a process of its own (as the gateway is), metered like a service, and ready once it forwards a read.
     private static async Task<ProcessLease> StartBareHopAsync(IReadOnlyList<Uri> replicas, ResourceMeter meter)

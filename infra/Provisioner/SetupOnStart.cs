@@ -1,5 +1,5 @@
 using Npgsql;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 
 namespace ShopReference.Provisioner;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Npgsql;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using StackExchange.Redis;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Npgsql;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 
 namespace ShopReference.EndToEndTests;
@@ -47,7 +47,7 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         var result = await commands.ExecuteCommandAsync("valkey", "valkey-report", TestContext.Current.CancellationToken);
 
         Assert.True(result.Success, result.Message);
-        var nodes = TestValkey.RequestedTopology == ValkeyTopology.Cluster ? 6 : 1;
+        var nodes = TestValkey.RequestedTopology == ShopReference.Testing.ValkeyTopology.Cluster ? 6 : 1;
         Assert.Equal(nodes, System.Text.RegularExpressions.Regex.Matches(result.Message!, @":\d+ keys: (db0 keys=\d+|none)").Count);
         Assert.Equal(nodes, System.Text.RegularExpressions.Regex.Matches(result.Message!, @":\d+ memory: \S+ used of \S+").Count);
         Assert.Equal(nodes, System.Text.RegularExpressions.Regex.Matches(result.Message!, @":\d+ slowest recent commands \((COMMANDLOG|SLOWLOG)\)").Count);
@@ -56,7 +56,7 @@ public sealed class AppStartTests(ShopAppFixture fixture)
     [Fact]
     public async Task On_a_cluster_the_dashboard_shows_each_valkey_node_s_role()
     {
-        if (TestValkey.RequestedTopology != ValkeyTopology.Cluster)
+        if (TestValkey.RequestedTopology != ShopReference.Testing.ValkeyTopology.Cluster)
         {
             Assert.Skip("Only on a cluster (SHOPREF_VALKEY_TOPOLOGY=Cluster)");
         }
@@ -111,7 +111,7 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         Assert.Equal($"{LocalPorts.ReplicaBandFirst}-{LocalPorts.ReplicaBandLast}",
             $"{configuration["DcpPublisher:ProxylessEndpointPortRangeStart"]}-{configuration["DcpPublisher:ProxylessEndpointPortRangeEnd"]}");
         Assert.All(addresses, address => Assert.InRange(address.Port, LocalPorts.ReplicaBandFirst, LocalPorts.ReplicaBandLast));
-        Assert.Equal(TestValkey.RequestedTopology == ValkeyTopology.Cluster ? 12 : 0, nodePorts.Count);
+        Assert.Equal(TestValkey.RequestedTopology == ShopReference.Testing.ValkeyTopology.Cluster ? 12 : 0, nodePorts.Count);
         Assert.All(nodePorts, port => Assert.InRange(port, LocalPorts.First, LocalPorts.Last - 1));
     }
 

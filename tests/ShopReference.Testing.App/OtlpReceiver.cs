@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Google.Protobuf;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 
 namespace ShopReference.Testing;
 

@@ -3,7 +3,7 @@ using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 
 namespace ShopReference.Testing;
 

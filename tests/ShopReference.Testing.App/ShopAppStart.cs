@@ -74,7 +74,7 @@ public sealed partial class ShopApp
         var logs = new List<string>();
         foreach (var (name, _) in snapshots.Where(r => r.Snapshot?.HealthStatus != HealthStatus.Healthy))
         {
-            var lines = (await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+            var lines = (await ShopReference.Hosting.ResourceLogs.LastLinesAsync(
                 app.Services.GetRequiredService<ResourceLoggerService>(), name, 400, CancellationToken.None)).Select(Plain).ToList();
             var errors = ErrorLines(lines);
             logs.Add($"--- {name}'s errors{(errors.Count > 0 ? ":\n" + string.Join("\n", errors) : ": none")}\n--- last lines of {name}:\n" +
@@ -93,7 +93,7 @@ public sealed partial class ShopApp
         var report = new List<string>();
         foreach (var (_, id, snapshot) in (await InstanceStatesAsync(App)).Where(i => i.Name == resource))
         {
-            var lines = (await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+            var lines = (await ShopReference.Hosting.ResourceLogs.LastLinesAsync(
                 App.Services.GetRequiredService<ResourceLoggerService>(), id, 400, CancellationToken.None)).Select(Plain).ToList();
             var errors = ErrorLines(lines);
             report.Add($"--- {id}: {snapshot.State?.Text}{(snapshot.ExitCode is { } code ? $" (exit code {code})" : "")} {snapshot.HealthStatus}\n" +
@@ -149,7 +149,7 @@ public sealed partial class ShopApp
     /// <summary>The last lines a resource logged (its console).</summary>
     private static async Task<string> RecentLogAsync(DistributedApplication app, string resource, int lines)
     {
-        var collected = await ShopReference.AppHost.Infrastructure.ResourceLogs.LastLinesAsync(
+        var collected = await ShopReference.Hosting.ResourceLogs.LastLinesAsync(
             app.Services.GetRequiredService<ResourceLoggerService>(), resource, lines, CancellationToken.None);
         return collected.Count == 0 ? "(nothing)" : string.Join("\n", collected);
     }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Npgsql;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 
 namespace ShopReference.Testing;
 

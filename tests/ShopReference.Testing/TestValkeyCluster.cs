@@ -1,5 +1,5 @@
 using System.Globalization;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 
 namespace ShopReference.Testing;
 

@@ -1,4 +1,4 @@
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 
 namespace ShopReference.Testing;
 

@@ -3,7 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Extensions;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using ShopReference.CartSession.Carts;

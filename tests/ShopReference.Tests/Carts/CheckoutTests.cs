@@ -1,4 +1,4 @@
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.ServiceClients;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.DependencyInjection;

@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection;
 using ShopReference.CartSession.Extensions;
 using ShopReference.CartSession.Sessions;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using StackExchange.Redis;

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Provisioner;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;

@@ -1,5 +1,5 @@
 using Npgsql;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using StackExchange.Redis;

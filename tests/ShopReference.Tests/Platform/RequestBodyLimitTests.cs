@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using ShopReference.CartSession.Apis;
 using ShopReference.CartSession.Carts;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using StackExchange.Redis;

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 using StackExchange.Redis;

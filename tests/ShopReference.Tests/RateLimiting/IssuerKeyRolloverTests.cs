@@ -6,7 +6,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using ShopReference.RateLimit.Auth;
-using ShopReference.LocalServers;
+using ShopReference.Hosting;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 

@@ -1,0 +1,55 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace ShopReference.Hosting;
+
+/// <summary>
+/// Ports for servers whose port must be fixed before they start (a cluster node announces its port to its peers and
+/// clients). Taken at random from a band that nobody else hands out:
+/// <list type="bullet">
+/// <item>below Linux's ephemeral range (32768–60999): a port found free there by binding port 0 can be taken by any
+/// outgoing connection's local end before the server binds it, which a busy test run does often;</item>
+/// <item>apart from the band Aspire picks service replicas' ports from (<see cref="ReplicaBandFirst"/> and up, which
+/// the AppHost gives it). Aspire knows a node's client port (an endpoint) but not its bus port (an argument), and it
+/// picks a replica's port long before the replica binds it. In one band, a node that starts meanwhile can take the
+/// replica's port, and the replica dies at start: the likely cause of a cart-session replica that ended during an
+/// app's start in a CI run on a cluster;</item>
+/// <item>below the fixed bus ports of <c>dotnet run</c>'s cluster (16380 and up).</item>
+/// </list>
+/// </summary>
+public static class LocalPorts
+{
+    /// <summary>The band this class picks from (the last one excluded).</summary>
+    public const int First = 10_000, Last = 16_000;
+
+    /// <summary>The band the AppHost has Aspire pick service replicas' ports from: above this one, below the ephemeral range.</summary>
+    public const int ReplicaBandFirst = 20_000, ReplicaBandLast = 32_767;
+    private static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>A port no listener holds now, from this process's own band (so two pickers never race for one).</summary>
+    public static int NextFree()
+    {
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var port = Random.Shared.Next(First, Last);
+            lock (HandedOut)
+            {
+                if (!HandedOut.Add(port))
+                {
+                    continue; // released but promised to a server of this process that may not have bound it yet
+                }
+            }
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // taken: try another
+            }
+        }
+        throw new InvalidOperationException($"No free loopback port between {First} and {Last}.");
+    }
+}
