@@ -1,3 +1,5 @@
+using ShopReference.Shoppers;
+
 namespace ShopReference.AppHost.Infrastructure;
 
 /// <summary>
@@ -12,11 +14,6 @@ public static class GatewayQuota
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/ratelimit/policies");
         request.Headers.Add("X-Api-Key", apiKey);
         using var response = await gateway.SendAsync(request, cancellationToken);
-        var field = response.Headers.TryGetValues("RateLimit", out var values) ? values.FirstOrDefault() : null;
-        var match = field is null ? null : System.Text.RegularExpressions.Regex.Match(field, @";r=(\d+);t=(\d+)");
-        return match is { Success: true }
-            ? (int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture),
-                int.Parse(match.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))
-            : null;
+        return ShopClient.QuotaLeft(response);
     }
 }

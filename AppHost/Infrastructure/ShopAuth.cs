@@ -1,7 +1,4 @@
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Text;
-using System.Text.Json;
+using ShopReference.Shoppers;
 
 namespace ShopReference.AppHost.Infrastructure;
 
@@ -116,19 +113,7 @@ public sealed class ShopAuth
     public static async Task<string> TokenAsync(Uri gateway, string client, string key, CancellationToken cancellationToken)
     {
         using var http = new HttpClient { BaseAddress = gateway, Timeout = TimeSpan.FromSeconds(10) };
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/auth/token")
-        {
-            Content = new FormUrlEncodedContent([new("grant_type", "client_credentials")]),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(client)}:{Uri.EscapeDataString(key)}")));
-        using var response = await http.SendAsync(request, cancellationToken);
-        if (!response.IsSuccessStatusCode)
-        {
-            throw new InvalidOperationException($"The gateway refused a token to '{client}': {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}");
-        }
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-        return body.GetProperty("access_token").GetString()!;
+        return (await ShopClient.TokenAsync(http, client, key, cancellationToken)).Value;
     }
 
     /// <summary>An operator's token, for the commands that call <c>/admin</c> routes.</summary>

@@ -13,12 +13,16 @@ public sealed record CatalogProduct(long Id, string Name, decimal Price);
 /// Looks products up in the catalog by service discovery (<c>https+http://catalog</c>) for the services that need
 /// them (the cart's names and prices, analytics' "does this product exist"), and keeps answers for a minute in
 /// HybridCache (in-process, then Valkey), so a cart view does not call the catalog once per line per request. Returns null for an unknown product; throws
-/// <see cref="HttpRequestException"/> when the catalog cannot answer. A lookup carries no client context, so the catalog
+/// <see cref="DependencyUnavailableException"/> when the catalog cannot answer (a 503 with <c>Retry-After</c> unless
+/// the caller degrades). A lookup carries no client context, so the catalog
 /// does not count it as a visitor's view. Its resilience is tightened (see
 /// <see cref="Resilience"/>): a cart must not wait 30 seconds for a catalog that is down.
 /// </summary>
 public sealed class CatalogClient(HttpClient http, HybridCache cache)
 {
+    /// <summary>About one break of the circuit (see <see cref="Resilience"/>).</summary>
+    public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(5);
+
     private static readonly HybridCacheEntryOptions Entry = new() { Expiration = TimeSpan.FromMinutes(1), LocalCacheExpiration = TimeSpan.FromSeconds(30) };
 
     private static readonly HybridCacheEntryOptions Fresh = new()
@@ -35,10 +39,10 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
         {
             return await LookUpAsync(productId, fresh, cancellationToken);
         }
-        catch (Polly.ExecutionRejectedException ex)
+        catch (Exception ex) when (ex is HttpRequestException or Polly.ExecutionRejectedException)
         {
-            // An open circuit or a resilience timeout is the catalog being unavailable too: one exception for callers.
-            throw new HttpRequestException("The catalog is unavailable.", ex);
+            // A refused connection, an error status, an open circuit or a resilience timeout: one exception for callers.
+            throw new DependencyUnavailableException("The catalog cannot answer right now.", RetryAfter, ex);
         }
     }
 

@@ -340,21 +340,16 @@ public sealed class ShopperSimulation(SimulationOptions options)
             {
                 return _adminToken;
             }
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/auth/token")
+            try
             {
-                Content = new FormUrlEncodedContent([new("grant_type", "client_credentials")]),
-            };
-            request.Headers.Authorization = new AuthenticationHeaderValue("Basic",
-                Convert.ToBase64String(Encoding.UTF8.GetBytes($"catalog-admin:{options.CatalogAdminKey}")));
-            using var response = await SendAsync(http, request, cancellationToken);
-            if (response?.StatusCode != HttpStatusCode.OK)
-            {
-                return null;
+                var token = await ShopClient.TokenAsync(http, "catalog-admin", options.CatalogAdminKey ?? "", cancellationToken);
+                (_adminToken, _adminTokenExpires) = (token.Value, DateTime.UtcNow + token.ExpiresIn - TimeSpan.FromSeconds(30));
+                return _adminToken;
             }
-            var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-            _adminToken = body.GetProperty("access_token").GetString();
-            _adminTokenExpires = DateTime.UtcNow.AddSeconds(body.GetProperty("expires_in").GetInt32() - 30);
-            return _adminToken;
+            catch (HttpRequestException)
+            {
+                return null; // refused or unreachable: the price change is skipped, as any failed request is
+            }
         }
         finally
         {
@@ -408,10 +403,7 @@ public sealed class ShopperSimulation(SimulationOptions options)
     }
 
     /// <summary>The <c>shop.sid=…</c> part of the session cookie a response sets, or null.</summary>
-    public static string? SessionCookie(HttpResponseMessage response) =>
-        response.Headers.TryGetValues("Set-Cookie", out var values)
-            ? values.Select(v => v.Split(';')[0]).FirstOrDefault(v => v.StartsWith("shop.sid=", StringComparison.Ordinal))
-            : null;
+    public static string? SessionCookie(HttpResponseMessage response) => ShopClient.SetCookie(response);
 
     private Task<HttpResponseMessage?> SendAsync(HttpClient http, HttpMethod method, string path, string? cookie, object? body,
         CancellationToken cancellationToken, string? idempotencyKey = null)

@@ -23,8 +23,6 @@ internal static class CartHttp
     }
 
     /// <summary>The <c>name=value</c> part of a cookie the response sets, or null.</summary>
-    public static string? SetCookie(HttpResponseMessage response, string name = "shop.sid") =>
-        response.Headers.TryGetValues("Set-Cookie", out var values)
-            ? values.Select(v => v.Split(';')[0]).FirstOrDefault(v => v.StartsWith(name + "=", StringComparison.Ordinal))
-            : null;
+    public static string? SetCookie(HttpResponseMessage response, string name = ShopReference.Shoppers.ShopClient.SessionCookieName) =>
+        ShopReference.Shoppers.ShopClient.SetCookie(response, name);
 }

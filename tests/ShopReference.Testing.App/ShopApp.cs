@@ -277,11 +277,7 @@ public sealed partial class ShopApp : IAsyncDisposable
             _ => throw new ArgumentException($"No key for client '{client}'.", nameof(client)),
         };
         using var gateway = App.CreateHttpClient("rate-limit");
-        using var response = await gateway.PostAsync("/api/auth/token", new FormUrlEncodedContent(
-            [new("grant_type", "client_credentials"), new("client_id", client), new("client_secret", key)]), cancellationToken);
-        response.EnsureSuccessStatusCode();
-        var body = await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<System.Text.Json.JsonElement>(response.Content, cancellationToken);
-        return body.GetProperty("access_token").GetString()!;
+        return (await ShopReference.Shoppers.ShopClient.TokenAsync(gateway, client, key, cancellationToken)).Value;
     }
 
     /// <summary>A client to <paramref name="resource"/> that sends <paramref name="client"/>'s bearer token.</summary>

@@ -51,13 +51,30 @@ public sealed class RespClient : IAsyncDisposable
     /// <summary>Sends one command (each part a bulk string, so values are sent verbatim) and reads its reply.</summary>
     public async Task<object?> SendAsync(CancellationToken cancellationToken, params string[] parts)
     {
+        await WriteAsync(cancellationToken, parts);
+        return await ReadAsync(cancellationToken);
+    }
+
+    /// <summary>Sends one command and does not read its reply (a script that never returns, to make a server busy).</summary>
+    public async Task WriteAsync(CancellationToken cancellationToken, params string[] parts)
+    {
         var request = new StringBuilder().Append('*').Append(parts.Length).Append("\r\n");
         foreach (var part in parts)
         {
             request.Append('$').Append(Encoding.UTF8.GetByteCount(part)).Append("\r\n").Append(part).Append("\r\n");
         }
         await _stream.WriteAsync(Encoding.UTF8.GetBytes(request.ToString()), cancellationToken);
-        return await ReadAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends one command and returns its reply's first line as the server wrote it (<c>+PONG</c>, <c>-NOAUTH …</c>,
+    /// <c>-BUSY …</c>), an error included: for asking what a server answers where a client library would refuse, queue
+    /// or retry. Only for replies of one line; the connection is for such probes.
+    /// </summary>
+    public async Task<string> ReplyLineAsync(CancellationToken cancellationToken, params string[] parts)
+    {
+        await WriteAsync(cancellationToken, parts);
+        return await ReadLineAsync(cancellationToken);
     }
 
     /// <summary>A reply that is text (an <c>INFO</c> section, <c>CLUSTER NODES</c>).</summary>

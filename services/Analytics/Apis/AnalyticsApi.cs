@@ -76,9 +76,9 @@ public static class AnalyticsApi
                 return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productId"] = [$"The catalog has no product {body.ProductId}."] });
             }
         }
-        catch (HttpRequestException)
+        catch (DependencyUnavailableException ex)
         {
-            return Unavailable(http, "The catalog cannot confirm the product right now; the event was not accepted.");
+            throw ex.WithDetail("The catalog cannot confirm the product right now; the event was not accepted.");
         }
         // The visitor is the gateway's signed client context, never the caller's word: a request that did not come
         // through the gateway is nobody's view.
@@ -90,7 +90,7 @@ public static class AnalyticsApi
         var analyticsEvent = new AnalyticsEvent(EventRules.NewId(), EventTypes.ProductViewed, time.GetUtcNow(), client.Visitor, body.ProductId);
         if (!await publisher.PublishAsync(analyticsEvent))
         {
-            return Unavailable(http, "The event stream is unavailable; the event was not accepted.");
+            throw new DependencyUnavailableException("The event stream is unavailable; the event was not accepted.", TimeSpan.FromSeconds(5));
         }
         return TypedResults.Accepted((string?)null, new Accepted(analyticsEvent.Id));
     }
@@ -148,11 +148,5 @@ public static class AnalyticsApi
         {
             return null;
         }
-    }
-
-    private static ProblemHttpResult Unavailable(HttpContext http, string detail)
-    {
-        http.Response.Headers.RetryAfter = "5";
-        return TypedResults.Problem(detail, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 }

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using ShopReference.Valkey;
@@ -16,15 +17,19 @@ public sealed record EventConsumerOptions
     /// batch of 1,024 gives each call about 64 events: enough to pay a round trip per many events (256 made ingest 20 %
     /// slower, docs/benchmarks.md), short enough not to hold the server long.
     /// </summary>
+    [Range(1, 100_000)]
     public int BatchSize { get; init; } = 1024;
 
     /// <summary>An entry another consumer has held unacknowledged this long is claimed (its consumer is presumed dead).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "1.00:00:00")]
     public TimeSpan ClaimAfter { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How often pending entries of other consumers are looked for.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "1.00:00:00")]
     public TimeSpan ClaimInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>The longest pause between reads when the stream is idle.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan MaxIdleWait { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
@@ -32,11 +37,15 @@ public sealed record EventConsumerOptions
     /// leaderboard at most that much later and, at a few thousand views a second, makes each batch tens of events
     /// instead of a few (docs/capacity.md measures the difference).
     /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan FillWait { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    [Range(1, 100_000_000)]
 
     public int DeadLetterMaxLength { get; init; } = 10_000;
 
     /// <summary>A member idle this long with nothing pending is removed from the group.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "365.00:00:00")]
     public TimeSpan ForgetIdleConsumersAfter { get; init; } = TimeSpan.FromHours(1);
 
     internal StreamConsumerOptions Group => new()

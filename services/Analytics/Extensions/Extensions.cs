@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Trace;
 using ShopReference.Analytics.Apis;
 using ShopReference.ServiceClients;
@@ -31,9 +32,10 @@ public static class Extensions
         builder.AddCatalogClient(); // the public event route accepts only products the catalog holds
 
         // One consumer per process, named so that a restart is a new member; the old one's pending entries are claimed.
-        var options = builder.Configuration.GetSection("Analytics:Consumer").Get<EventConsumerOptions>() ?? new EventConsumerOptions();
+        builder.AddValidatedOptions<EventConsumerOptions>("Analytics:Consumer");
         builder.Services.AddSingleton(sp => new EventConsumer(sp.GetRequiredService<IConnectionMultiplexer>(),
-            $"{Environment.MachineName}-{Environment.ProcessId}-{EventRules.NewId()[..6]}", options, sp.GetRequiredService<ILogger<EventConsumer>>()));
+            $"{Environment.MachineName}-{Environment.ProcessId}-{EventRules.NewId()[..6]}", sp.GetRequiredService<IOptions<EventConsumerOptions>>().Value,
+            sp.GetRequiredService<ILogger<EventConsumer>>()));
         builder.Services.AddSingleton<AnalyticsMetrics>();
         builder.Services.AddHostedService<ConsumerWorker>();
 

@@ -112,9 +112,9 @@ public static class CartApi
             }
             return TypedResults.Problem($"Product {productId} does not exist.", statusCode: StatusCodes.Status404NotFound);
         }
-        catch (HttpRequestException)
+        catch (DependencyUnavailableException ex)
         {
-            return TypedResults.Problem("The catalog cannot confirm the product right now; nothing was changed.", statusCode: StatusCodes.Status503ServiceUnavailable);
+            throw ex.WithDetail("The catalog cannot confirm the product right now; nothing was changed.");
         }
     }
 
@@ -133,7 +133,7 @@ public static class CartApi
             {
                 product = await catalog.GetAsync(productId, cancellationToken);
             }
-            catch (HttpRequestException)
+            catch (DependencyUnavailableException)
             {
             }
             view.Add(new CartLine(productId, quantity, product?.Name, product?.Price));

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using ShopReference.CartSession.Carts;
 using ShopReference.CartSession.Orders;
+using ShopReference.ServiceClients;
 
 namespace ShopReference.CartSession.Apis;
 
@@ -54,8 +55,8 @@ public static class CheckoutApi
         catch (Exception ex) when (ex is NpgsqlException or OperationCanceledException && !http.RequestAborted.IsCancellationRequested)
         {
             // Before the commit: the transaction was rolled back, so nothing was placed.
-            http.Response.Headers.RetryAfter = "5";
-            return Problem(StatusCodes.Status503ServiceUnavailable, "The order store is unavailable; no order was placed. Retry with the same Idempotency-Key.");
+            throw new DependencyUnavailableException("The order store is unavailable; no order was placed. Retry with the same Idempotency-Key.",
+                UnavailableDependencyHandler.PostgresRetryAfter, ex);
         }
         switch (result.Outcome)
         {
@@ -74,8 +75,8 @@ public static class CheckoutApi
                 http.Response.Headers.RetryAfter = "1";
                 return Problem(StatusCodes.Status409Conflict, "A checkout with this Idempotency-Key is still running; retry with the same key.");
             default:
-                http.Response.Headers.RetryAfter = "5";
-                return Problem(StatusCodes.Status503ServiceUnavailable, "The catalog cannot confirm prices right now; no order was placed. Retry with the same Idempotency-Key.");
+                throw new DependencyUnavailableException("The catalog cannot confirm prices right now; no order was placed. Retry with the same Idempotency-Key.",
+                    CatalogClient.RetryAfter);
         }
     }
 

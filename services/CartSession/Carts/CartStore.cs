@@ -17,13 +17,17 @@ public enum CartChange
 /// <summary>What a change did, and the cart as it is after it (read in the same atomic step).</summary>
 public sealed record CartUpdate(CartChange Change, int Quantity, IReadOnlyDictionary<long, int> Lines);
 
-/// <summary>Limits of one cart; validated in the constructor of <see cref="CartStore"/>.</summary>
+/// <summary>Limits of one cart (<c>Cart:*</c>), checked at start; <see cref="CartStore"/> checks them again when built by hand.</summary>
 public sealed record CartLimits
 {
+    [System.ComponentModel.DataAnnotations.Range(1, 10_000)]
     public int MaxQuantityPerLine { get; init; } = 99;
+
+    [System.ComponentModel.DataAnnotations.Range(1, 10_000)]
     public int MaxLines { get; init; } = 50;
 
     /// <summary>Sliding expiry: every operation on the session renews it.</summary>
+    [System.ComponentModel.DataAnnotations.Range(typeof(TimeSpan), "00:00:00.1", "365.00:00:00")]
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(30);
 }
 

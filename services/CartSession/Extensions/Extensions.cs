@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using ShopReference.ServiceClients;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -21,9 +22,9 @@ public static class Extensions
     {
         builder.AddValkey(service: "cart");
         builder.AddNpgsqlDataSource("cartdb");
-        var limits = builder.Configuration.GetSection("Cart").Get<CartLimits>() ?? new CartLimits();
-        builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
-        builder.Services.AddSingleton(sp => new CheckoutClaims(sp.GetRequiredService<IConnectionMultiplexer>(), limits));
+        builder.AddValidatedOptions<CartLimits>("Cart");
+        builder.Services.AddSingleton(sp => new CartStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IOptions<CartLimits>>().Value));
+        builder.Services.AddSingleton(sp => new CheckoutClaims(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<IOptions<CartLimits>>().Value));
         builder.Services.AddSingleton<CartSessionMetrics>();
         builder.AddStartupInitializer<OrdersDatabase>("orders-schema");
         builder.Services.AddScoped<CheckoutService>();
@@ -43,14 +44,15 @@ public static class Extensions
         builder.AddStartupInitializer<Sessions.DataProtectionKeyRing>("dataprotection-key");
 
         // The comparison: ASP.NET Core's session over IDistributedCache (Valkey, "cart:dcache:"), for preferences only.
-        builder.Services.AddSession(options =>
+        builder.Services.AddSession();
+        builder.Services.AddOptions<SessionOptions>().Configure<IOptions<CartLimits>>((options, limits) =>
         {
             options.Cookie.Name = PreferencesApi.CookieName;
             options.Cookie.HttpOnly = true;
             options.Cookie.SameSite = SameSiteMode.Lax;
             options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
             options.Cookie.IsEssential = true;
-            options.IdleTimeout = limits.IdleTimeout;
+            options.IdleTimeout = limits.Value.IdleTimeout;
         });
         builder.AddCatalogClient();
     }

@@ -112,7 +112,7 @@ public sealed class CheckoutService(CartStore carts, CheckoutClaims claims, Orde
         {
             await Task.WhenAll(lookups);
         }
-        catch (HttpRequestException ex)
+        catch (DependencyUnavailableException ex)
         {
             logger.LogWarning(ex, "Checkout refused: the catalog cannot confirm prices.");
             return new CheckoutResult(CheckoutOutcome.CatalogUnavailable);

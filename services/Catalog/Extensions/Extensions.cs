@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using ShopReference.Catalog.Analytics;
 using ShopReference.Contracts.Events;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -24,8 +25,9 @@ public static class Extensions
         builder.Services.AddSingleton(sp => new SingleFlightCache(
             sp.GetRequiredService<IConnectionMultiplexer>(), new SingleFlightOptions { Channel = "catalog:cache:filled" }));
         // Product reads are served from process memory when a copy is there; any change anywhere drops it (docs/catalog.md).
-        var nearCache = builder.Configuration.GetSection("Catalog:NearCache").Get<NearCacheOptions>() ?? new NearCacheOptions();
-        builder.Services.AddSingleton(sp => new NearCache(sp.GetRequiredService<SingleFlightCache>(), sp.GetRequiredService<IConnectionMultiplexer>(), nearCache));
+        builder.AddValidatedOptions<NearCacheOptions>("Catalog:NearCache");
+        builder.Services.AddSingleton(sp => new NearCache(sp.GetRequiredService<SingleFlightCache>(), sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<NearCacheOptions>>().Value));
         builder.Services.AddSingleton<CatalogDatabase>();
         builder.Services.AddSingleton<CatalogMetrics>();
         builder.Services.AddSingleton<ProductCache>();

@@ -13,8 +13,9 @@ namespace ShopReference.Tests.Carts;
 
 /// <summary>
 /// The cart service, hosted in process, when its dependencies fail for real: the catalog's port refuses connections,
-/// and Valkey is stopped under it. Reads keep working without the catalog; checkout and anything needing Valkey
-/// answer 503 ProblemDetails with Retry-After; nothing is half-written; it recovers by itself.
+/// and Valkey is stopped under it. Reads keep working without the catalog; checkout, adding or changing a line (which
+/// the catalog must confirm) and anything needing Valkey answer 503 ProblemDetails with Retry-After; nothing is
+/// half-written; it recovers by itself.
 /// </summary>
 [Collection(ServersCollection.Name)]
 public sealed class CartServiceFailureTests(ServersFixture fixture)
@@ -41,12 +42,18 @@ public sealed class CartServiceFailureTests(ServersFixture fixture)
 
         using var read = await SendAsync(http, HttpMethod.Get, "/api/cart", cookie);
         using var checkout = await SendAsync(http, HttpMethod.Post, "/api/cart/checkout", cookie, new { email = "a@example.com" }, key: "k1");
+        using var add = await SendAsync(http, HttpMethod.Post, "/api/cart/items", cookie, new { productId = 7, quantity = 1 });
+        using var set = await SendAsync(http, HttpMethod.Put, "/api/cart/items/42", cookie, new { quantity = 3 });
 
         Assert.Equal(HttpStatusCode.OK, read.StatusCode);
         var line = (await read.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("lines")[0];
         Assert.Equal((42, 2, JsonValueKind.Null), (line.GetProperty("productId").GetInt32(), line.GetProperty("quantity").GetInt32(), line.GetProperty("price").ValueKind));
         await AssertUnavailableAsync(checkout);
-        Assert.Equal(new Dictionary<long, int> { [42] = 2 }, await store.GetAsync(session)); // nothing taken out of the cart
+        // A line is never added or changed unchecked: the catalog cannot confirm the product, so a 503 says nothing changed.
+        await AssertUnavailableAsync(add);
+        await AssertUnavailableAsync(set);
+        Assert.Contains("nothing was changed", await add.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Equal(new Dictionary<long, int> { [42] = 2 }, await store.GetAsync(session)); // nothing taken out of or put into the cart
 
         await valkey.StopAsync();
         using var readDown = await SendAsync(http, HttpMethod.Get, "/api/cart", cookie);

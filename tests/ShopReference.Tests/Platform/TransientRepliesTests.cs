@@ -95,10 +95,8 @@ public sealed class TransientRepliesTests(ServersFixture fixture) : IAsyncLifeti
     public async Task A_valkey_busy_with_a_long_script_gets_each_service_s_documented_answer()
     {
         // The script never returns on its own; every other client gets BUSY until it is killed.
-        using var runner = new System.Net.Sockets.TcpClient();
-        await runner.ConnectAsync("127.0.0.1", _valkey.Port, Ct);
-        var stream = runner.GetStream();
-        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"AUTH {_valkey.Password}\r\nEVAL \"while true do end\" 0\r\n"), Ct);
+        await using var runner = await RespClient.ConnectAsync("127.0.0.1", _valkey.Port, _valkey.Password, Ct);
+        await runner.WriteAsync(Ct, "EVAL", "while true do end", "0");
         await Eventually.UntilAsync(async () => (await RawResp.SendAsync("127.0.0.1", _valkey.Port, _valkey.Password, "PING", Ct)).StartsWith("-BUSY", StringComparison.Ordinal),
             TimeSpan.FromSeconds(10), "the server never became busy", cancellationToken: Ct);
         try

@@ -1,12 +1,10 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using ShopReference.RateLimit.Auth;
 using ShopReference.Hosting;
+using ShopReference.Shoppers;
 using ShopReference.Testing;
 using ShopReference.Tests.Infrastructure;
 
@@ -80,14 +78,7 @@ public sealed class IssuerKeyRolloverTests(ServersFixture fixture)
     private async Task<string> TokenAsync(InProcessService gateway)
     {
         using var http = gateway.Client();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/auth/token")
-        {
-            Content = new FormUrlEncodedContent([new("grant_type", "client_credentials")]),
-        };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Operator}:{_operatorKey}")));
-        using var response = await http.SendAsync(request, Ct);
-        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync(Ct));
-        return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("access_token").GetString()!;
+        return (await ShopClient.TokenAsync(http, Operator, _operatorKey, Ct)).Value;
     }
 
     private async Task<HttpStatusCode> AdminReadAsync(InProcessService service, string token)
