@@ -1,4 +1,4 @@
-using System.Text.Json;
+using ShopReference.Contracts.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -16,8 +16,6 @@ namespace ShopReference.AppHost.Infrastructure;
 /// </summary>
 public static class ReplicaDirectory
 {
-    public const string FileSetting = "Gateway__Replicas__File";
-
     public static IResourceBuilder<ProjectResource> WithReplicaDirectory(this IResourceBuilder<ProjectResource> gateway,
         params IResourceBuilder<ProjectResource>[] services)
     {
@@ -27,7 +25,7 @@ public static class ReplicaDirectory
             return gateway;
         }
         // A folder of this run's own (mode 700): nothing else on the machine may point the gateway elsewhere.
-        var file = Path.Combine(Directory.CreateTempSubdirectory("shopref-replicas-").FullName, "replicas.json");
+        var file = Path.Combine(Directory.CreateTempSubdirectory("shopref-replicas-").FullName, ReplicaDirectoryFile.FileName);
         var writer = new Writer(file, [.. services.Select(s => s.Resource.Name)]);
         // Not a hosted service, for the reason StartupDiagnosis gives: the orchestrator's start may not end.
         builder.Eventing.Subscribe<BeforeStartEvent>((started, cancellationToken) =>
@@ -38,10 +36,10 @@ public static class ReplicaDirectory
             lifetime.ApplicationStopped.Register(writer.Delete);
             return Task.CompletedTask;
         });
-        return gateway.WithEnvironment(FileSetting, file);
+        return gateway.WithEnvironment(ReplicaDirectoryFile.EnvironmentVariable, file);
     }
 
-    /// <summary>Keeps the file equal to the healthy replicas' addresses, by service: <c>{"catalog":["http://localhost:41234"]}</c>.</summary>
+    /// <summary>Keeps the file (<see cref="ReplicaDirectoryFile"/>) equal to the healthy replicas' addresses, by service.</summary>
     public sealed class Writer(string file, IReadOnlyList<string> services)
     {
         // Touched only by the one watch loop below.
@@ -95,15 +93,12 @@ public static class ReplicaDirectory
         {
             var directory = services.ToDictionary(s => s, s => _replicas.Values.Where(r => r.Service == s && r.Address is not null)
                 .Select(r => r.Address!).Order(StringComparer.Ordinal).ToArray());
-            var json = JsonSerializer.Serialize(directory);
+            var json = ReplicaDirectoryFile.Serialize(directory);
             if (json == _written)
             {
                 return;
             }
-            // Whole or not at all: the gateway never reads half a file.
-            var temporary = file + ".tmp";
-            File.WriteAllText(temporary, json);
-            File.Move(temporary, file, overwrite: true);
+            ReplicaDirectoryFile.Write(file, json);
             _written = json;
         }
     }

@@ -33,8 +33,8 @@ public sealed class ReplicaLossTests(ShopAppFixture fixture)
     public async Task A_killed_replica_fails_requests_through_the_gateway_only_briefly_and_quickly_then_the_survivor_answers_all()
     {
         var replicas = await fixture.Shop.WaitForHealthyInstancesAsync(Service, 2, TimeSpan.FromSeconds(60));
-        var directory = await fixture.Shop.EnvironmentOfAsync("rate-limit", "Gateway__Replicas__File");
-        await Eventually.UntilAsync(() => ReplicaDirectoryFile.Listed(directory, Service) == 2, TimeSpan.FromSeconds(30),
+        var directory = await fixture.Shop.EnvironmentOfAsync("rate-limit", ShopReference.Contracts.Routing.ReplicaDirectoryFile.EnvironmentVariable);
+        await Eventually.UntilAsync(() => ReplicaDirectory.Listed(directory, Service) == 2, TimeSpan.FromSeconds(30),
             $"the replica directory never listed both replicas of {Service}", TimeSpan.FromMilliseconds(200), Ct);
         var victim = (await fixture.Shop.ReplicaProcessIdsAsync(Service, 2, TimeSpan.FromSeconds(60)))[0];
 
@@ -53,7 +53,7 @@ public sealed class ReplicaLossTests(ShopAppFixture fixture)
         }
         // Load until the directory has dropped the replica, and 200 requests were sent after the gateway's allowance to
         // read the changed file (its watcher fires, YARP resolves again).
-        await Eventually.UntilAsync(() => ReplicaDirectoryFile.Listed(directory, Service) == 1, TimeSpan.FromSeconds(60),
+        await Eventually.UntilAsync(() => ReplicaDirectory.Listed(directory, Service) == 1, TimeSpan.FromSeconds(60),
             "the replica directory still lists the killed replica", TimeSpan.FromMilliseconds(100), Ct);
         var droppedAt = clock.Elapsed;
         var settledAt = droppedAt + ReloadAllowance;

@@ -23,8 +23,8 @@ public sealed class ReplicaSpreadTests(ShopAppFixture fixture)
         var replicas = await fixture.Shop.WaitForHealthyInstancesAsync(service, 2, TimeSpan.FromSeconds(60));
         // The gateway routes to a replica once the AppHost has listed it (a replica another test restarted comes back
         // on a new port): wait for the directory, not for luck.
-        var directory = await fixture.Shop.EnvironmentOfAsync("rate-limit", "Gateway__Replicas__File");
-        await Eventually.UntilAsync(() => ReplicaDirectoryFile.Listed(directory, service) == replicas.Count, TimeSpan.FromSeconds(30),
+        var directory = await fixture.Shop.EnvironmentOfAsync("rate-limit", ShopReference.Contracts.Routing.ReplicaDirectoryFile.EnvironmentVariable);
+        await Eventually.UntilAsync(() => ReplicaDirectory.Listed(directory, service) == replicas.Count, TimeSpan.FromSeconds(30),
             $"the replica directory never listed {replicas.Count} replicas of {service}", TimeSpan.FromMilliseconds(200), Ct);
         using var client = fixture.Shop.GatewayAsNewClient(out _);
         var answered = new Dictionary<string, int>(StringComparer.Ordinal);

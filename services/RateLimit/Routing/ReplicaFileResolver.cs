@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ShopReference.Contracts.Routing;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Configuration;
@@ -16,7 +17,7 @@ namespace ShopReference.RateLimit.Routing;
 public sealed class ReplicaFileResolver(IDestinationResolver serviceDiscovery, string file, ILogger<ReplicaFileResolver> logger)
     : IDestinationResolver, IDisposable
 {
-    public const string FileSetting = "Gateway:Replicas:File";
+    public const string FileSetting = ReplicaDirectoryFile.Setting;
 
     private readonly PhysicalFileProvider _folder = new(Path.GetDirectoryName(file)!);
 
@@ -64,7 +65,7 @@ public sealed class ReplicaFileResolver(IDestinationResolver serviceDiscovery, s
     {
         try
         {
-            return JsonSerializer.Deserialize<Dictionary<string, string[]>>(File.ReadAllText(file)) ?? [];
+            return ReplicaDirectoryFile.Read(file);
         }
         catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
         {

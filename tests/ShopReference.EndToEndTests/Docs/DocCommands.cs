@@ -40,10 +40,13 @@ public static partial class DocCommands
         throw new InvalidOperationException("ShopReference.sln not found above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>Pages a test of their own follows as written, outside the app (docs/own-app.md: samples/own-app.sh).</summary>
+    public static readonly string[] FollowedElsewhere = ["docs/own-app.md"];
+
     public static IReadOnlyList<DocCommand> Extract(string root)
     {
         var files = new[] { "README.md" }.Concat(Directory.GetFiles(Path.Combine(root, "docs"), "*.md")
-            .Select(f => Path.GetRelativePath(root, f)).Order(StringComparer.Ordinal));
+            .Select(f => Path.GetRelativePath(root, f).Replace('\\', '/')).Where(f => !FollowedElsewhere.Contains(f)).Order(StringComparer.Ordinal));
         return [.. files.SelectMany(file => FromFile(file.Replace('\\', '/'), File.ReadAllLines(Path.Combine(root, file))))];
     }
 

@@ -1,14 +1,13 @@
 namespace ShopReference.EndToEndTests;
 
 /// <summary>Reads the AppHost's replica directory as the gateway does: how many replicas of a service it lists now.</summary>
-internal static class ReplicaDirectoryFile
+internal static class ReplicaDirectory
 {
     public static int Listed(string file, string service)
     {
         try
         {
-            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-            return json.RootElement.TryGetProperty(service, out var addresses) ? addresses.GetArrayLength() : 0;
+            return ShopReference.Contracts.Routing.ReplicaDirectoryFile.Read(file).GetValueOrDefault(service)?.Length ?? 0;
         }
         catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException)
         {
