@@ -26,7 +26,7 @@ public static partial class DocCommands
     /// <summary>Commands the docs name to say what the project does instead (cluster.md: formed from C#, without it).</summary>
     private static readonly string[] Mentions = ["valkey-cli --cluster create"];
 
-    private static readonly string[] ShellLanguages = ["", "bash", "sh", "shell", "console"];
+    private static readonly string[] ShellLanguages = ["bash", "sh", "shell", "console"];
 
     public static string RepositoryRoot()
     {
@@ -45,10 +45,54 @@ public static partial class DocCommands
 
     public static IReadOnlyList<DocCommand> Extract(string root)
     {
-        var files = new[] { "README.md" }.Concat(Directory.GetFiles(Path.Combine(root, "docs"), "*.md")
-            .Select(f => Path.GetRelativePath(root, f).Replace('\\', '/')).Where(f => !FollowedElsewhere.Contains(f)).Order(StringComparer.Ordinal));
-        return [.. files.SelectMany(file => FromFile(file.Replace('\\', '/'), File.ReadAllLines(Path.Combine(root, file))))];
+        return [.. DocFiles(root).SelectMany(file => FromFile(file, File.ReadAllLines(Path.Combine(root, file))))];
     }
+
+    /// <summary>
+    /// What a reader could not tell is a command or not, each with where it is: a fenced block that names no language
+    /// (commands say <c>bash</c>, anything else <c>text</c>), and a line of a shell block that runs no program this suite
+    /// runs or checks (so it would be dropped unseen).
+    /// </summary>
+    public static IReadOnlyList<string> Unaccounted(string root)
+    {
+        var problems = new List<string>();
+        foreach (var file in DocFiles(root))
+        {
+            var lines = File.ReadAllLines(Path.Combine(root, file));
+            string? language = null;
+            var block = new List<string>();
+            for (var i = 0; i < lines.Length; i++)
+            {
+                if (!lines[i].TrimStart().StartsWith("```", StringComparison.Ordinal))
+                {
+                    block.Add(lines[i]);
+                    continue;
+                }
+                if (language is null)
+                {
+                    language = lines[i].Trim()[3..].Trim();
+                    if (language.Length == 0)
+                    {
+                        problems.Add($"{file}:{i + 1}: a block that names no language (bash for commands, text for anything else)");
+                    }
+                    block.Clear();
+                    continue;
+                }
+                if (ShellLanguages.Contains(language))
+                {
+                    problems.AddRange(JoinContinuations(block)
+                        .Where(l => l.Trim().Length > 0 && !l.TrimStart().StartsWith('#') && ProgramOf(l) is null && !Assignment().IsMatch(l))
+                        .Select(l => $"{file}: `{l.Trim()}` runs a program this suite neither runs nor checks: teach it one or the other"));
+                }
+                language = null;
+            }
+        }
+        return problems;
+    }
+
+    private static IEnumerable<string> DocFiles(string root) =>
+        new[] { "README.md" }.Concat(Directory.GetFiles(Path.Combine(root, "docs"), "*.md")
+            .Select(f => Path.GetRelativePath(root, f).Replace('\\', '/')).Where(f => !FollowedElsewhere.Contains(f)).Order(StringComparer.Ordinal));
 
     public static IEnumerable<DocCommand> FromFile(string file, string[] lines)
     {
