@@ -39,10 +39,11 @@ public static class Extensions
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"]);
         builder.Services.AddProblemDetails();
+        builder.Services.AddExceptionHandler<BadRequestHandler>();
         builder.Services.AddExceptionHandler<UnavailableDependencyHandler>();
-        // Malformed JSON or an unparseable parameter is the client's error: answer 400 ProblemDetails in every
-        // environment instead of throwing (the Development default), which the exception handler would turn into a 500.
-        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = false);
+        // Malformed JSON or an unparseable parameter is the client's error: thrown in every environment (not only in
+        // Development, the default) so that BadRequestHandler answers 400 naming the field, not an empty 400.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         builder.Services.AddOpenApi(PublicDocument, options => options.ShouldInclude = IsPublic);
         builder.Services.AddOpenApi(InternalDocument);
         return builder;

@@ -17,12 +17,15 @@ namespace ShopReference.EndToEndTests;
 /// <summary>
 /// Every operation of every service, read from each service's whole OpenAPI document (operator routes included), is sent
 /// malformed, oversized, wrong-typed, missing and boundary values in each path, query, header and body field, with a
-/// token that holds every permission so that authorization is not what refuses them. Hand-picked values for every field
-/// first, then random ones generated (and shrunk on failure) by CsCheck. Asserted: no 5xx, every 4xx a ProblemDetails,
-/// and a refused write changes nothing (products, orders, the test's cart, the event stream).
+/// token that holds every permission and the gateway's client context, so that credentials are not what refuses them.
+/// Each operation's request is first sent unmutated and must succeed (2xx): a value the test gets wrong would otherwise
+/// refuse every case for a reason of its own, and a gap in the rules would pass. Hand-picked values for every field
+/// follow, then random ones generated (and shrunk on failure) by CsCheck. Asserted: no 5xx, every 4xx a ProblemDetails,
+/// a 400 for a mutated field or parameter names it, and a refused write changes nothing (products, orders, the test's
+/// cart, the event stream).
 /// </summary>
 [Collection(ShopAppCollection.Name)]
-public sealed class HostileInputTests(ShopAppFixture fixture)
+public sealed class HostileInputTests(ShopAppFixture fixture) : IDisposable
 {
     private static readonly string[] Services = ["catalog", "cart-session", "analytics", "rate-limit"];
 
@@ -43,10 +46,18 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
         new JsonArray(), new JsonObject(), JsonValue.Create(new string('x', 5000)), JsonValue.Create("\u0000🙂"),
     ];
 
+    /// <summary>The product the writes go to (catalog update, cart lines, views, checkout): one no other test reads.</summary>
+    private const long Target = 9977;
+
+    /// <summary>The request unmutated: every place holds a value its rules accept.</summary>
+    private static readonly Case Unmutated = new("none", "", null);
+
     private ShopApp Shop => fixture.Shop;
     private CancellationToken Ct => TestContext.Current.CancellationToken;
     private int _cases;
     private string _cartCookie = "";
+    private Credentials _credentials = new("", "");
+    private readonly Dictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
 
     [Fact]
     public async Task Every_operation_answers_hostile_input_with_a_4xx_problem_never_a_5xx_and_a_refused_write_changes_nothing()
@@ -58,7 +69,7 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
             _cartCookie = CartHttp.SetCookie(started)!;
         }
         // Every permission, so that what refuses a case is its input, not its credentials.
-        var token = Forgery.Token(Shop.SigningKey, "shopreference-api", ("sub", "fuzzer"), ("client_id", "fuzzer"), ("permission", new[] { "catalog.write", "operator" }));
+        var token = NewCredentials().Token;
         await using var valkey = await ConnectionMultiplexer.ConnectAsync(await Shop.App.GetConnectionStringAsync("valkey", Ct) ?? "");
 
         var operations = new List<Operation>();
@@ -75,41 +86,118 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
         }
         Assert.True(operations.Count >= 20, $"only {operations.Count} operations found in the documents");
 
+        // The token endpoint takes a form: its valid one is this client's credentials, sent as form fields.
+        operations = [.. operations.Select(o => o.BodyType == "application/x-www-form-urlencoded"
+            ? o with { Body = new JsonObject { ["grant_type"] = "client_credentials", ["client_id"] = "dashboard", ["client_secret"] = Shop.DemoApiKey } }
+            : o)];
+
         foreach (var operation in operations)
         {
+            _credentials = NewCredentials(); // minted per operation: each lives a few minutes
+            await CheckAsync(operation, Unmutated, valkey.GetDatabase());
             foreach (var hostile in operation.FixedCases(HostileText, HostileJson, ReadHeaders))
             {
-                await CheckAsync(operation, hostile, token, valkey.GetDatabase());
+                await CheckAsync(operation, hostile, valkey.GetDatabase());
             }
             await Gen.OneOf(operation.RandomCases(ReadHeaders).ToArray())
-                .SampleAsync(hostile => CheckAsync(operation, hostile, token, valkey.GetDatabase()), iter: 25, threads: 1);
+                .SampleAsync(hostile => CheckAsync(operation, hostile, valkey.GetDatabase()), iter: 25, threads: 1);
         }
 
         TestContext.Current.TestOutputHelper?.WriteLine($"{_cases} hostile cases sent to {operations.Count} operations: 0 × 5xx.");
         TestContext.Current.SendDiagnosticMessage($"Hostile-input suite: {_cases} cases, {operations.Count} operations, 0 × 5xx.");
     }
 
-    private async Task CheckAsync(Operation operation, Case hostile, string token, IDatabase valkey)
+    public void Dispose()
+    {
+        foreach (var client in _clients.Values) client.Dispose();
+    }
+
+    private string CartKey => KeySchema.TaggedKey("cart", "session", KeySchema.Sha256Hex(_cartCookie.Split('=', 2)[1])); // CartStore.Key
+
+    private HttpClient ServiceClient(string resource)
+    {
+        if (!_clients.TryGetValue(resource, out var client))
+        {
+            _clients[resource] = client = CartHttp.Client(Shop.App.GetEndpoint(resource, "http"));
+        }
+        return client;
+    }
+
+    private Credentials NewCredentials() => new(
+        Forgery.Token(Shop.SigningKey, "shopreference-api", ("sub", "fuzzer"), ("client_id", "fuzzer"), ("permission", new[] { "catalog.write", "operator" })),
+        Forgery.Token(Shop.SigningKey, Microsoft.Extensions.Hosting.ShopAuthentication.ClientContextAudience,
+            (Microsoft.Extensions.Hosting.ShopAuthentication.VisitorClaim, "fuzzer-visitor"), (Microsoft.Extensions.Hosting.ShopAuthentication.SchemeClaim, "http")));
+
+    private async Task CheckAsync(Operation operation, Case hostile, IDatabase valkey)
     {
         Interlocked.Increment(ref _cases);
         var writes = operation.Method is "POST" or "PUT" or "PATCH" or "DELETE";
+        var headers = await PrepareAsync(operation, valkey);
         var before = writes ? await StateAsync(valkey) : null;
 
-        using var http = operation.Resource == "rate-limit" ? Shop.GatewayAsNewClient(out _) : Shop.App.CreateHttpClient(operation.Resource);
-        using var request = operation.Build(hostile, token, _cartCookie);
+        // Straight to the service with the cookies this test sets by hand (a client with a cookie jar would drop them);
+        // to the gateway from an address of its own per case, so that no quota refuses a case.
+        using var gateway = operation.Resource == "rate-limit" ? Shop.GatewayAsNewClient(out _) : null;
+        var http = gateway ?? ServiceClient(operation.Resource);
+        using var request = operation.Build(hostile, _credentials, _cartCookie, headers);
         using var response = await http.SendAsync(request, Ct);
         var status = (int)response.StatusCode;
         var what = $"{operation.Method} {operation.Path} with {hostile}: {status}";
+        var text = await response.Content.ReadAsStringAsync(Ct);
 
-        Assert.True(status < 500, what + " " + await response.Content.ReadAsStringAsync(Ct));
+        Assert.True(status < 500, what + " " + text);
+        if (hostile == Unmutated)
+        {
+            Assert.True(status is >= 200 and < 300, $"{operation.Method} {operation.Path} unmutated: {status} {text}");
+        }
         if (status >= 400)
         {
             Assert.True(response.Content.Headers.ContentType?.MediaType == "application/problem+json", what + " without a ProblemDetails body");
+            if (status == 400 && hostile.Slot is "field" or "field-missing" or "query" or "path")
+            {
+                Assert.True(Names(text, hostile.Name), $"{what}: the 400 does not name '{hostile.Name}': {text}");
+            }
             if (writes)
             {
                 Assert.True(before == await StateAsync(valkey), what + " changed state");
             }
         }
+    }
+
+    // What the unmutated request needs beforehand: the target product's current ETag for an update, a line to check out,
+    // and no line of it to add to (adds accumulate: the 99th would be refused for the line's limit, not for its input).
+    // The cart's line is set in Valkey itself: a change through the API would also append an event to the stream after
+    // this returns, which the state compared below would take for the refused request's doing.
+    private async Task<Dictionary<string, string>> PrepareAsync(Operation operation, IDatabase valkey)
+    {
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (operation.Method == "PUT" && operation.Path.Contains("/products/", StringComparison.Ordinal))
+        {
+            using var catalog = Shop.App.CreateHttpClient("catalog");
+            using var current = await catalog.GetAsync($"/api/catalog/products/{Target}", Ct);
+            current.EnsureSuccessStatusCode();
+            headers["If-Match"] = current.Headers.ETag!.ToString();
+        }
+        if (operation.Path.EndsWith("/checkout", StringComparison.Ordinal))
+        {
+            await valkey.HashSetAsync(CartKey, $"p:{Target}", 1); // cart.lua's line field
+        }
+        else if (operation.Resource == "cart-session" && operation.Path.Contains("/items", StringComparison.Ordinal))
+        {
+            await valkey.HashDeleteAsync(CartKey, $"p:{Target}");
+        }
+        return headers;
+    }
+
+    // A 400 names the place it refuses: a key of its errors, or its detail (the token endpoint's RFC 6749 errors).
+    private static bool Names(string problem, string name)
+    {
+        using var json = JsonDocument.Parse(problem);
+        if (json.RootElement.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
+        {
+            return errors.EnumerateObject().Any(e => e.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
+        }
+        return json.RootElement.TryGetProperty("detail", out var detail) && detail.GetString()?.Contains(name, StringComparison.OrdinalIgnoreCase) == true;
     }
 
     // What a refused write must not change: every product's version, the orders, the test's cart and the event stream.
@@ -121,12 +209,13 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
         await using var cart = new NpgsqlConnection(await Shop.App.GetConnectionStringAsync("cartdb", Ct));
         await cart.OpenAsync(Ct);
         await using var orders = new NpgsqlCommand("select count(*) from orders", cart);
-        var session = _cartCookie.Split('=', 2)[1];
-        var lines = await valkey.HashGetAllAsync(KeySchema.TaggedKey("cart", "session", KeySchema.Sha256Hex(session))); // CartStore.Key
+        var lines = await valkey.HashGetAllAsync(CartKey);
         return $"{await products.ExecuteScalarAsync(Ct)}|{await orders.ExecuteScalarAsync(Ct)}|" +
             string.Join(",", lines.Where(l => l.Name != "s").OrderBy(l => (string?)l.Name, StringComparer.Ordinal).Select(l => $"{l.Name}={l.Value}")) +
             $"|{await valkey.StreamLengthAsync(EventStream.Key)}";
     }
+
+    private sealed record Credentials(string Token, string ClientContext);
 
     /// <summary>One hostile value in one place: a path, query or header parameter, a body field, or the whole body.</summary>
     private sealed record Case(string Slot, string Name, string? Text, JsonNode? Json = null, string? RawBody = null, string? ContentType = null)
@@ -234,7 +323,7 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
             }
         }
 
-        public HttpRequestMessage Build(Case hostile, string token, string cartCookie)
+        public HttpRequestMessage Build(Case hostile, Credentials credentials, string cartCookie, IReadOnlyDictionary<string, string> headers)
         {
             var path = Path;
             foreach (var parameter in Parameters.Where(p => p.In == "path"))
@@ -253,10 +342,15 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
                 }
             }
             var request = new HttpRequestMessage(new HttpMethod(Method), query.Count == 0 ? path : path + "?" + string.Join('&', query));
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            request.Headers.TryAddWithoutValidation("If-Match", "\"v1\"");
+            if (BodyType != "application/x-www-form-urlencoded")
+            {
+                // The token endpoint authenticates its client by the form alone (RFC 6749 2.3: one method per request).
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credentials.Token);
+            }
+            request.Headers.TryAddWithoutValidation("If-Match", headers.GetValueOrDefault("If-Match", "\"v1\""));
             request.Headers.TryAddWithoutValidation("Idempotency-Key", "hostile-" + Guid.NewGuid().ToString("N"));
             request.Headers.TryAddWithoutValidation("Cookie", cartCookie);
+            request.Headers.TryAddWithoutValidation(Microsoft.Extensions.Hosting.ShopAuthentication.ClientContextHeader, credentials.ClientContext);
             foreach (var parameter in Parameters.Where(p => p.In == "header"))
             {
                 request.Headers.TryAddWithoutValidation(parameter.Name, Plausible(parameter));
@@ -290,11 +384,15 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
         }
 
         // A value that passes the field's own rules, so that the one hostile value is what the request is judged by.
-        private static string Plausible(Parameter parameter) => parameter.Type switch
+        private static string Plausible(Parameter parameter) => parameter.Name switch
         {
-            "integer" or "number" => "1",
-            "boolean" => "true",
-            _ => parameter.Name switch { "board" => "most-viewed", "metric" => "views", "window" => "24h", "day" => "2026-01-01", _ => "1" },
+            "id" or "productId" => Target.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "board" => "most-viewed",
+            "metric" => "views",
+            "window" => "24h",
+            "day" => "2026-01-01",
+            "category" => "category-3",
+            _ => parameter.Type switch { "boolean" => "true", _ => "1" },
         };
 
         private static string TypeOf(JsonElement schema, JsonElement schemas)
@@ -313,23 +411,49 @@ public sealed class HostileInputTests(ShopAppFixture fixture)
             if (schema.ValueKind != JsonValueKind.Object || !schema.TryGetProperty("properties", out var properties)) return example;
             foreach (var property in properties.EnumerateObject())
             {
-                example[property.Name] = TypeOf(property.Value, schemas) switch
+                example[property.Name] = (property.Name, TypeOf(property.Value, schemas)) switch
                 {
-                    "integer" or "number" => JsonValue.Create(1),
-                    "boolean" => JsonValue.Create(true),
-                    "array" => new JsonArray(),
-                    "object" => new JsonObject(),
-                    _ => JsonValue.Create(property.Name switch { "grant_type" => "client_credentials", "type" => "product.viewed", "email" => "fuzz@example.com", _ => "x" }),
+                    ("productId", _) => JsonValue.Create(Target),
+                    ("price", _) => JsonValue.Create(12.5m),
+                    ("stock", _) => JsonValue.Create(5),
+                    (_, "integer" or "number") => JsonValue.Create(1),
+                    (_, "boolean") => JsonValue.Create(true),
+                    (_, "array") => new JsonArray(),
+                    (_, "object") => new JsonObject(),
+                    _ => JsonValue.Create(property.Name switch
+                    {
+                        "grant_type" => "client_credentials",
+                        "type" => "product.viewed",
+                        "email" => "fuzz@example.com",
+                        "currency" => "EUR",
+                        "category" => "category-3",
+                        "name" => "The hostile-input test's product",
+                        "description" => "Written by the hostile-input test, read by no other.",
+                        _ => "x",
+                    }),
                 };
             }
             return example;
         }
 
+        // Follows references, and of a nullable type's alternatives (oneOf/anyOf: the type or null) takes the type.
         private static JsonElement Resolve(JsonElement schema, JsonElement schemas)
         {
-            while (schema.ValueKind == JsonValueKind.Object && schema.TryGetProperty("$ref", out var reference) && schemas.ValueKind == JsonValueKind.Object)
+            while (schema.ValueKind == JsonValueKind.Object)
             {
-                schema = schemas.GetProperty(reference.GetString()!.Split('/')[^1]);
+                if (schema.TryGetProperty("$ref", out var reference) && schemas.ValueKind == JsonValueKind.Object)
+                {
+                    schema = schemas.GetProperty(reference.GetString()!.Split('/')[^1]);
+                }
+                else if ((schema.TryGetProperty("oneOf", out var choices) || schema.TryGetProperty("anyOf", out choices) || schema.TryGetProperty("allOf", out choices))
+                    && choices.EnumerateArray().FirstOrDefault(c => !(c.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String && t.GetString() == "null")) is { ValueKind: JsonValueKind.Object } choice)
+                {
+                    schema = choice;
+                }
+                else
+                {
+                    return schema;
+                }
             }
             return schema;
         }

@@ -46,13 +46,18 @@ public static class AnalyticsApi
         // The body is read here, not bound: malformed JSON and unknown members are a 400 that names the problem, and a
         // chunked body that grows past the route's limit a 413, before anything else happens.
         EventRequest? body;
+        string? badField;
         try
         {
-            body = await ReadEventAsync(http);
+            (body, badField) = await ReadEventAsync(http);
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return TypedResults.Problem($"An event is at most {MaxEventBytes} bytes.", statusCode: StatusCodes.Status413PayloadTooLarge);
+        }
+        if (badField is not null and not "body")
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [badField] = [$"Not a valid value for '{badField}'."] });
         }
         if (body is null)
         {
@@ -134,19 +139,24 @@ public static class AnalyticsApi
         return TypedResults.Ok(new TimeSeries(metric, [.. points.Select(p => new Point(p.Minute, p.Value))]));
     }
 
-    private static async Task<EventRequest?> ReadEventAsync(HttpContext http)
+    // The event, or the field that could not be read (body: the whole of it).
+    private static async Task<(EventRequest? Body, string? BadField)> ReadEventAsync(HttpContext http)
     {
         if (!http.Request.HasJsonContentType())
         {
-            return null;
+            return (null, "body");
         }
         try
         {
-            return await http.Request.ReadFromJsonAsync<EventRequest>(http.RequestAborted);
+            return (await http.Request.ReadFromJsonAsync<EventRequest>(http.RequestAborted), null);
         }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or BadHttpRequestException { StatusCode: not StatusCodes.Status413PayloadTooLarge })
+        catch (System.Text.Json.JsonException ex)
         {
-            return null;
+            return (null, BadRequestHandler.FieldOf(ex));
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode != StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, "body");
         }
     }
 }

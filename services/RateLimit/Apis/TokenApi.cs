@@ -33,6 +33,9 @@ public static class TokenApi
         return app;
     }
 
+    /// <summary>The longest value a form field may hold (client ids, keys and scopes are far shorter).</summary>
+    public const int MaxFieldLength = 1024;
+
     public static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> IssueAsync(
         HttpContext http, ApiClientRegistry clients, TokenIssuer issuer, CredentialFailures failures, ClientIdentityResolver identities)
     {
@@ -44,11 +47,20 @@ public static class TokenApi
         IFormCollection form;
         try
         {
-            form = await http.Request.ReadFormAsync(new Microsoft.AspNetCore.Http.Features.FormOptions { ValueCountLimit = 16, KeyLengthLimit = 64, ValueLengthLimit = 1024 }, http.RequestAborted);
+            form = await ReadFormAsync(http);
         }
-        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException)
+        catch (Exception ex) when (ex is InvalidDataException or BadHttpRequestException { StatusCode: not StatusCodes.Status413PayloadTooLarge })
         {
             return Error(StatusCodes.Status400BadRequest, "invalid_request", "The form could not be read.");
+        }
+        // Refused by name, so that a client learns which of its fields is wrong.
+        if (form.FirstOrDefault(f => f.Value.Any(v => v?.Length > MaxFieldLength)) is { Key: { } tooLong })
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_request", $"{tooLong} is longer than {MaxFieldLength} characters.");
+        }
+        if (form.FirstOrDefault(f => f.Value.Any(v => v?.Any(char.IsControl) == true)) is { Key: { } unreadable })
+        {
+            return Error(StatusCodes.Status400BadRequest, "invalid_request", $"{unreadable} holds control characters.");
         }
         if (form["grant_type"] is not { Count: 1 } grant)
         {
@@ -91,6 +103,16 @@ public static class TokenApi
         }
         var token = issuer.AccessToken(credentials.Id, granted);
         return TypedResults.Ok(new TokenResponse(token, "Bearer", (int)TokenIssuer.AccessTokenLifetime.TotalSeconds, string.Join(' ', granted)));
+    }
+
+    // The form as sent, field by field: the framework's reader refuses a whole form for one bad value without naming it.
+    // The route's body limit (RequestBodyLimits) bounds what is read.
+    private static async Task<IFormCollection> ReadFormAsync(HttpContext http)
+    {
+        using var body = new StreamReader(http.Request.Body, Encoding.UTF8);
+        var text = await body.ReadToEndAsync(http.RequestAborted);
+        var reader = new Microsoft.AspNetCore.WebUtilities.FormReader(text) { ValueCountLimit = 16, KeyLengthLimit = 64, ValueLengthLimit = 16 * 1024 };
+        return new FormCollection(await reader.ReadFormAsync(http.RequestAborted));
     }
 
     private static (string Id, string Secret, bool FromBasic)? ReadClientCredentials(HttpContext http, IFormCollection form)
