@@ -255,11 +255,4 @@ public sealed class CtrlCTests
             }
         }
     }
-
-}
-
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class CtrlCCollection
-{
-    public const string Name = "ctrl-c";
 }

@@ -77,10 +77,3 @@ public sealed class DashboardAppFixture : ShopAppFixture
 {
     protected override bool Dashboard => true;
 }
-
-/// <summary>Alone: a browser and a second app beside the shared one would starve the 2-core machine.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class DashboardCollection : ICollectionFixture<DashboardAppFixture>
-{
-    public const string Name = "dashboard";
-}

@@ -106,10 +106,3 @@ public sealed class ReplicaLossTests(ShopAppFixture fixture)
         }
     }
 }
-
-// Runs alone, on an app of its own: it kills a replica, which the shared app's other tests must not see.
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ReplicaLossCollection : ICollectionFixture<ShopAppFixture>
-{
-    public const string Name = "replica loss";
-}

@@ -23,9 +23,3 @@ public class ShopAppFixture : IAsyncLifetime
         GC.SuppressFinalize(this);
     }
 }
-
-[CollectionDefinition(Name)]
-public sealed class ShopAppCollection : ICollectionFixture<ShopAppFixture>
-{
-    public const string Name = "app";
-}

@@ -103,9 +103,3 @@ public sealed class ShopperSimulationTests(ShopAppFixture fixture)
         return ordered;
     }
 }
-
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ShopperSimulationCollection : ICollectionFixture<ShopAppFixture>
-{
-    public const string Name = "shoppers";
-}

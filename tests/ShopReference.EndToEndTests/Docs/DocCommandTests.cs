@@ -269,10 +269,3 @@ public sealed partial class DocCommandTests(ShopAppFixture fixture)
     [GeneratedRegex(@"(?:Name => |const string Name = )""([a-z-]+)""")]
     private static partial Regex ScenarioName();
 }
-
-// Runs alone: a second whole app beside the shared one starved the others on CI's two cores (a start took over 6 min).
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class DocCommandsCollection : ICollectionFixture<ShopAppFixture>
-{
-    public const string Name = "doc commands";
-}
