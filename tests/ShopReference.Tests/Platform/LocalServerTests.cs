@@ -12,10 +12,14 @@ public sealed class LocalServerTests(ServersFixture fixture)
     [Fact]
     public async Task Valkey_refuses_a_command_without_the_password()
     {
-        fixture.RequireOneValkeyProcess("the configuration of one local server");
-        var reply = await RawResp.SendUnauthenticatedAsync("127.0.0.1", fixture.Valkey.Port, "SET stolen 1", TestContext.Current.CancellationToken);
-
-        Assert.StartsWith("-NOAUTH", reply);
+        // Every process: the one server, or each node of a cluster (a client that reaches one node can reach them all).
+        var ports = fixture.Valkey.Cluster?.Ports ?? [fixture.Valkey.Port];
+        foreach (var port in ports)
+        {
+            var reply = await RawResp.SendUnauthenticatedAsync("127.0.0.1", port, "SET stolen 1", TestContext.Current.CancellationToken);
+            Assert.True(reply.StartsWith("-NOAUTH", StringComparison.Ordinal), $":{port} answered {reply}");
+        }
+        Assert.Equal(fixture.Valkey.Topology == ShopReference.Testing.ValkeyTopology.Cluster ? 6 : 1, ports.Count);
     }
 
     [Fact]
