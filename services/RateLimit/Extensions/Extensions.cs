@@ -16,12 +16,9 @@ public static class Extensions
     {
         builder.AddValkey(service: "ratelimit");
 
-        builder.Services.AddOptions<GatewayRateLimitOptions>()
-            .Bind(builder.Configuration.GetSection(GatewayRateLimitOptions.Section))
+        builder.AddValidatedOptions<GatewayRateLimitOptions>(GatewayRateLimitOptions.Section)
             // One setting may list several proxies, comma-separated (a deployment passes one parameter).
-            .PostConfigure(options => options.TrustedProxies = [.. options.TrustedProxies.SelectMany(p => p.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))])
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+            .PostConfigure(options => options.TrustedProxies = [.. options.TrustedProxies.SelectMany(p => p.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))]);
         builder.Services.AddOptions<ApiClientsOptions>()
             .Configure(options => builder.Configuration.GetSection(ApiClientsOptions.Section).Bind(options.Clients))
             .PostConfigure(options => options.HashKeys())
