@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 namespace ShopReference.ServiceClients;
 
 /// <summary>What another service needs to know of a product.</summary>
+[System.ComponentModel.ImmutableObject(true)]
 public sealed record CatalogProduct(long Id, string Name, decimal Price);
 
 /// <summary>
@@ -76,6 +77,8 @@ public sealed class CatalogClient(HttpClient http, HybridCache cache)
     }
 
     // Wrapped so that "not found" is cached too, for the same minute.
+    // Marked immutable (it is), so HybridCache hands out the instance its memory holds instead of decoding a copy per hit.
+    [System.ComponentModel.ImmutableObject(true)]
     public sealed record Lookup(CatalogProduct? Product);
 }
 
