@@ -79,7 +79,7 @@ public sealed class ChaosScenario : IScenario
 
         var (cartsChecked, unitsLostAtEnd, unitsUnacknowledgedAtEnd) = await CheckCartsAsync(app.GetEndpoint("rate-limit", "http"), simulation);
         var (ordersMissing, ordersDoubled, ordersInDatabase) = await CheckOrdersAsync(cartdb, simulation);
-        var stale = await StaleProductsAsync(valkey, catalogdb);
+        var cache = await CheckCacheAsync(shop, valkey, catalogdb);
         var (boardDiffers, unitsOrdered, unitsCounted) = await CheckBestSellingAsync(valkey, cartdb);
 
         var report = new StringBuilder();
@@ -97,7 +97,9 @@ public sealed class ChaosScenario : IScenario
         report.AppendLine(CultureInfo.InvariantCulture, $"| orders acknowledged / in PostgreSQL | {simulation.Orders.Count} / {ordersInDatabase} |");
         report.AppendLine(CultureInfo.InvariantCulture, $"| acknowledged orders missing from PostgreSQL | {ordersMissing} |");
         report.AppendLine(CultureInfo.InvariantCulture, $"| double orders (one Idempotency-Key, two orders) | {ordersDoubled} |");
-        report.AppendLine(CultureInfo.InvariantCulture, $"| products cached at another version than PostgreSQL's | {stale} of {Products} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| products in Valkey's cache / at another version than PostgreSQL's: when traffic stopped / at the end | {cache.Present} of {Products} / {cache.StaleAtFirst} / {cache.StaleAtEnd} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| time until no cached product was stale | {(cache.Converged is { } converged ? $"{converged.TotalSeconds:0.0} s" : "not within 60 s")} |");
+        report.AppendLine(CultureInfo.InvariantCulture, $"| reads through each catalog replica (its near cache first) answering another version than PostgreSQL's | {cache.StaleThroughReplicas} of {cache.ReadsThroughReplicas} ({cache.Replicas} replicas) |");
         report.AppendLine(CultureInfo.InvariantCulture, $"| best-selling board vs orders in PostgreSQL (products differing; units counted / ordered) | {boardDiffers}; {unitsCounted} / {unitsOrdered} |");
         report.AppendLine(CultureInfo.InvariantCulture, $"| views, adds, orders, price changes, bursts | {final.Views}, {final.Adds}, {final.Checkouts}, {final.PriceChanges}, {final.Bursts} |");
         report.AppendLine(CultureInfo.InvariantCulture,
@@ -199,30 +201,67 @@ public sealed class ChaosScenario : IScenario
         return (missing, doubled, total);
     }
 
-    private static async Task<int> StaleProductsAsync(IConnectionMultiplexer valkey, string catalogdb)
+    private sealed record CacheCheck(int Present, int StaleAtFirst, int StaleAtEnd, TimeSpan? Converged, int Replicas, int ReadsThroughReplicas, int StaleThroughReplicas);
+
+    /// <summary>
+    /// The cache against PostgreSQL once traffic has stopped: how many products Valkey holds, how many of those hold
+    /// another version, first and once converged (the change feed applies the last changes within moments; a minute at
+    /// most), and then every product read through each catalog replica as a client reads it (near cache, then Valkey,
+    /// then PostgreSQL), its ETag against PostgreSQL's version. A product missing from the cache is not counted fresh
+    /// or stale in Valkey; through a replica every product is read.
+    /// </summary>
+    private static async Task<CacheCheck> CheckCacheAsync(ShopApp shop, IConnectionMultiplexer valkey, string catalogdb)
     {
-        // The change feed applies the last changes within moments; give it up to a minute to converge, then count.
-        var deadline = Stopwatch.StartNew();
-        int stale;
-        do
+        var clock = Stopwatch.StartNew();
+        var versions = await VersionsAsync(catalogdb);
+        var (present, first) = await StaleInValkeyAsync(valkey, versions);
+        var stale = first;
+        TimeSpan? converged = stale == 0 ? TimeSpan.Zero : null;
+        while (stale > 0 && clock.Elapsed < TimeSpan.FromMinutes(1))
         {
-            var versions = new Dictionary<long, int>();
-            await using (var connection = new NpgsqlConnection(catalogdb))
-            {
-                await connection.OpenAsync();
-                await using var reader = await new NpgsqlCommand($"select id, version from products where id <= {Products}", connection).ExecuteReaderAsync();
-                while (await reader.ReadAsync()) versions[reader.GetInt64(0)] = reader.GetInt32(1);
-            }
-            stale = 0;
+            await Task.Delay(250); // a poll: the feed's last changes are on their way
+            versions = await VersionsAsync(catalogdb);
+            (present, stale) = await StaleInValkeyAsync(valkey, versions);
+            if (stale == 0) converged = clock.Elapsed;
+        }
+
+        var directory = await shop.EnvironmentOfAsync("rate-limit", ShopReference.Contracts.Routing.ReplicaDirectoryFile.EnvironmentVariable);
+        var replicas = ShopReference.Contracts.Routing.ReplicaDirectoryFile.Read(directory).GetValueOrDefault("catalog") ?? [];
+        int reads = 0, staleThrough = 0;
+        foreach (var replica in replicas)
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(replica) };
             foreach (var (id, version) in versions)
             {
-                var stored = await valkey.GetDatabase().StringGetAsync(ProductCache.Key(id));
-                if (!stored.IsNull && CacheEnvelope.TryDecode((ReadOnlyMemory<byte>)stored, out var entry) && !entry.Negative && entry.Version != version) stale++;
+                using var response = await http.GetAsync($"/api/catalog/products/{id}");
+                reads++;
+                if (response.Headers.ETag?.Tag != $"\"v{version}\"") staleThrough++;
             }
-            if (stale > 0) await Task.Delay(1000);
         }
-        while (stale > 0 && deadline.Elapsed < TimeSpan.FromMinutes(1));
-        return stale;
+        return new(present, first, stale, converged, replicas.Length, reads, staleThrough);
+    }
+
+    private static async Task<Dictionary<long, int>> VersionsAsync(string catalogdb)
+    {
+        var versions = new Dictionary<long, int>();
+        await using var connection = new NpgsqlConnection(catalogdb);
+        await connection.OpenAsync();
+        await using var reader = await new NpgsqlCommand($"select id, version from products where id <= {Products}", connection).ExecuteReaderAsync();
+        while (await reader.ReadAsync()) versions[reader.GetInt64(0)] = reader.GetInt32(1);
+        return versions;
+    }
+
+    private static async Task<(int Present, int Stale)> StaleInValkeyAsync(IConnectionMultiplexer valkey, Dictionary<long, int> versions)
+    {
+        int present = 0, stale = 0;
+        foreach (var (id, version) in versions)
+        {
+            var stored = await valkey.GetDatabase().StringGetAsync(ProductCache.Key(id));
+            if (stored.IsNull || !CacheEnvelope.TryDecode((ReadOnlyMemory<byte>)stored, out var entry)) continue;
+            present++;
+            if (entry.Negative || entry.Version != version) stale++; // "not found" for a product that exists is stale too
+        }
+        return (present, stale);
     }
 
     private static async Task<(int Differing, long Ordered, long Counted)> CheckBestSellingAsync(IConnectionMultiplexer valkey, string cartdb)

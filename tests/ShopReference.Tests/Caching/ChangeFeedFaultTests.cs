@@ -121,6 +121,9 @@ public sealed class ChangeFeedFaultTests(ServersFixture fixture)
             {
                 (await http.GetAsync($"/api/catalog/products/{id}", Ct)).EnsureSuccessStatusCode();
             }
+            // The feed creates its slot in the background: stopped before that, there would be no slot to invalidate.
+            await Eventually.UntilAsync(async () => await SlotExistsAsync(postgres, slot), TimeSpan.FromSeconds(60),
+                "the first catalog never created its slot", TimeSpan.FromMilliseconds(100), Ct);
         }
 
         // While no catalog runs: rows change, and far more WAL than the cap is written, then a checkpoint removes it.
@@ -139,6 +142,14 @@ public sealed class ChangeFeedFaultTests(ServersFixture fixture)
         await using var second = await StartCatalogAsync(database, fixture.Valkey.ConnectionString, slot);
         await Eventually.UntilAsync(async () => await StaleAsync(valkey, database, 301, 320, postgres) == 0, Converges,
             "the cache reset after the invalidated slot was recreated", TimeSpan.FromMilliseconds(500), Ct);
+    }
+
+    private async Task<bool> SlotExistsAsync(TestPostgresServer postgres, string slot)
+    {
+        await using var admin = new NpgsqlConnection(postgres.ConnectionString());
+        await admin.OpenAsync(Ct);
+        await using var exists = new NpgsqlCommand("select count(*) from pg_replication_slots where slot_name = $1", admin) { Parameters = { new() { Value = slot } } };
+        return (long)(await exists.ExecuteScalarAsync(Ct))! == 1;
     }
 
     private async Task<InProcessService> StartCatalogAsync(string database, string valkey, string? slot = null)
