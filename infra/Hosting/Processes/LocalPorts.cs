@@ -16,6 +16,9 @@ namespace ShopReference.Hosting;
 /// app's start in a CI run on a cluster;</item>
 /// <item>below the fixed bus ports of <c>dotnet run</c>'s cluster (16380 and up).</item>
 /// </list>
+/// Two processes that pick from the band at once (two test assemblies run side by side) could each find one port free
+/// and hand it to two servers. So a picked port is also reserved across processes: this process binds the same number
+/// for UDP and keeps it until it exits. The servers bind TCP only, and another picker's UDP bind fails, so it moves on.
 /// </summary>
 public static class LocalPorts
 {
@@ -26,10 +29,16 @@ public static class LocalPorts
     public const int ReplicaBandFirst = 20_000, ReplicaBandLast = 32_767;
     private static readonly HashSet<int> HandedOut = [];
 
-    /// <summary>A port no listener holds now, from this process's own band (so two pickers never race for one).</summary>
+    // The cross-process reservations: held for the life of the process (a few hundred sockets at most in a test run).
+    private static readonly List<Socket> Reservations = [];
+
+    /// <summary>
+    /// A port no listener holds now and no other process has picked: free for TCP, and reserved for this process by a
+    /// UDP bind on the same number.
+    /// </summary>
     public static int NextFree()
     {
-        for (var attempt = 0; attempt < 200; attempt++)
+        for (var attempt = 0; attempt < 400; attempt++)
         {
             var port = Random.Shared.Next(First, Last);
             lock (HandedOut)
@@ -39,15 +48,21 @@ public static class LocalPorts
                     continue; // released but promised to a server of this process that may not have bound it yet
                 }
             }
+            var reservation = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
             try
             {
+                reservation.Bind(new IPEndPoint(IPAddress.Loopback, port)); // fails when another picker holds it
                 using var listener = new TcpListener(IPAddress.Loopback, port);
                 listener.Start();
+                lock (Reservations)
+                {
+                    Reservations.Add(reservation);
+                }
                 return port;
             }
             catch (SocketException)
             {
-                // taken: try another
+                reservation.Dispose(); // taken or reserved: try another
             }
         }
         throw new InvalidOperationException($"No free loopback port between {First} and {Last}.");
