@@ -50,7 +50,7 @@ public sealed class PostgresCluster(string binDirectory, string dataDirectory)
     /// <summary>
     /// Who may connect, rewritten at every start: any role to a database it may connect to, over loopback, with a
     /// password; physical replication (a copy of every database) only for the superuser. A service role with
-    /// REPLICATION (the catalog's change feed) can therefore decode its own database's changes and nothing more.
+    /// REPLICATION (a change feed) can therefore decode its own database's changes and nothing more.
     /// </summary>
     public const string HostBasedAuthentication = """
         # TYPE  DATABASE     USER       ADDRESS        METHOD

@@ -29,7 +29,7 @@ public static class PostgresHostingExtensions
 {
     /// <summary>
     /// The most WAL a replication slot may hold back (<c>Infrastructure:Postgres:MaxSlotWalKeepSize</c>): beyond it the
-    /// server invalidates the slot rather than fill its disk, and the catalog's change feed recreates it and resets its cache.
+    /// server invalidates the slot rather than fill its disk, and a change feed must then recreate it and reset what it kept.
     /// </summary>
     public const string DefaultMaxSlotWalKeepSize = "1GB";
 

@@ -6,12 +6,12 @@ namespace ShopReference.Hosting;
 public sealed record DatabaseGrant(string Database, string Role, string Password, bool Replication = false);
 
 /// <summary>
-/// Least privilege in PostgreSQL (docs/security.md): each service logs in as its own role, which owns its database and
-/// nothing else. No role is a superuser or may create roles or databases; only the catalog's has REPLICATION, for its
-/// change feed, and physical replication (which would stream every database) stays refused to it. The superuser
-/// (<c>postgres-password</c>) is used here only, to provision, at every start: a changed password parameter applies,
-/// and a data folder from before this existed is brought to the same state. The AppHost calls it in run mode; a
-/// deployment runs it in this project (<c>postgres-setup</c>), since nothing provisions databases on deploy.
+/// Least privilege in PostgreSQL: each service logs in as its own role, which owns its database and nothing else. No
+/// role is a superuser or may create roles or databases; only a role marked for replication has REPLICATION, for its
+/// change feed, and physical replication (which would stream every database) stays refused to it. It runs as the
+/// superuser, at every start: a changed password applies, and a data folder from before is brought to the same state.
+/// In run mode <see cref="PostgresHostingExtensions.AddPostgresServer"/> calls it once the server answers; a deployment
+/// runs it in a worker of its own, since nothing provisions databases on deploy.
 /// </summary>
 public static class PostgresProvisioner
 {

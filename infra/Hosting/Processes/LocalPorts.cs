@@ -12,8 +12,7 @@ namespace ShopReference.Hosting;
 /// <item>apart from the band Aspire picks service replicas' ports from (<see cref="ReplicaBandFirst"/> and up, which
 /// the AppHost gives it). Aspire knows a node's client port (an endpoint) but not its bus port (an argument), and it
 /// picks a replica's port long before the replica binds it. In one band, a node that starts meanwhile can take the
-/// replica's port, and the replica dies at start: the likely cause of a cart-session replica that ended during an
-/// app's start in a CI run on a cluster;</item>
+/// replica's port, and the replica dies at start;</item>
 /// <item>below the fixed bus ports of <c>dotnet run</c>'s cluster (16380 and up).</item>
 /// </list>
 /// Two processes that pick from the band at once (two test assemblies run side by side) could each find one port free

@@ -26,7 +26,7 @@ public static partial class ValkeyHostingExtensions
     {
         var password = builder.AddPasswordParameter($"{name}-password", "The Valkey administrator's password (the default user); services have users of their own.");
         var maxMemory = builder.AddParameter($"{name}-maxmemory", DefaultMaxMemory)
-            .WithDescription("Valkey's memory limit (maxmemory: 256mb, 1gb …). At the limit writes are refused (noeviction), never a cart evicted.")
+            .WithDescription("Valkey's memory limit (maxmemory: 256mb, 1gb …). At the limit writes are refused (noeviction): no key is evicted to make room.")
             .Resource;
         var settings = new ValkeySettings([.. users], maxMemory);
         var topology = ValkeyTopology.From(builder.Configuration);
@@ -146,7 +146,7 @@ internal sealed partial record ValkeySettings(IReadOnlyList<ValkeyUser> Users, P
         }
         lines.AppendLiteral("maxmemory ");
         lines.AppendFormatted(MaxMemory);
-        // Carts, limits and claims must never be evicted to make room for cache entries: refuse writes instead.
+        // State that is not a cache (sessions, counters, claims) must never be evicted to make room: refuse writes instead.
         lines.AppendLiteral("\nmaxmemory-policy noeviction");
         return lines.Build();
     }
