@@ -36,12 +36,10 @@ var analytics = builder.AddProject<Projects.ShopReference_Analytics>("analytics"
     .WithReference(catalog)
     .WithHttpHealthCheck("/health");
 
-// A deployment provisions the roles and databases first (publish mode only; the AppHost does it in run mode).
-if (postgres.Setup is { } setup)
+// postgres-setup provisions the roles and databases, then exits; each service starts once it has (in a deployment too).
+foreach (var service in new[] { catalog, cart, analytics })
 {
-    catalog.WaitFor(setup);
-    cart.WaitFor(setup);
-    analytics.WaitFor(setup);
+    service.WaitForCompletion(postgres.Setup);
 }
 
 // The catalog reads trending products from analytics, but does not wait for it: without analytics the list is empty.
@@ -58,13 +56,15 @@ var gateway = builder.AddProject<Projects.ShopReference_RateLimit>("rate-limit")
     .WithHttpHealthCheck("/health")
     .WithTrustedProxies(builder.Configuration)
     .WithRateLimitBurstCommand(auth)
-    .WithShopperSimulation(catalog, auth)
     .WithReplicaDirectory(catalog, cart, analytics); // run mode: YARP reaches every replica, request by request
 auth.IssueTokens(gateway);
 foreach (var service in new[] { catalog, cart, analytics })
 {
     auth.ValidateTokens(service, gateway);
 }
+
+// Simulated shoppers through the gateway, a run that the dashboard's Start begins (run mode only).
+builder.AddShoppers(gateway, catalog, auth);
 
 // Each service's API documents, linked on its resource as reached through the gateway.
 catalog.WithApiDocumentLinks(gateway, "catalog");

@@ -11,10 +11,6 @@ if (name == ShopReference.Bench.Harness.BareHop.Name)
 {
     return await ShopReference.Bench.Harness.BareHop.RunAsync(args); // a child of the http scenario: the gateway's anchor
 }
-if (name == ShopReference.Bench.LiveShoppers.Name)
-{
-    return await ShopReference.Bench.LiveShoppers.RunAsync(OptionText); // against a running app: no servers of its own
-}
 var scenario = scenarios.FirstOrDefault(s => s.Name == name);
 if (scenario is null)
 {
@@ -23,7 +19,6 @@ if (scenario is null)
     {
         Console.Error.WriteLine($"  {s.Name,-12} {s.Description}");
     }
-    Console.Error.WriteLine($"  {ShopReference.Bench.LiveShoppers.Name,-12} simulated shoppers against a running app (--gateway, --key): not a benchmark");
     return 2;
 }
 

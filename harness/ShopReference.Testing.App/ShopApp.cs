@@ -23,6 +23,9 @@ public sealed partial class ShopApp : IAsyncDisposable
     public static readonly string[] Resources =
         ["valkey", "postgres", "catalogdb", "cartdb", "analyticsdb", "catalog", "cart-session", "analytics", "rate-limit"];
 
+    /// <summary>The run-once worker that provisions PostgreSQL's roles and databases, then exits.</summary>
+    public const string ProvisioningResource = "postgres-setup";
+
     /// <summary>How long the catalog replicas keep a near-cache copy in the test app: longer than any test waits.</summary>
     public static readonly TimeSpan NearCacheTimeToLive = TimeSpan.FromMinutes(30);
 

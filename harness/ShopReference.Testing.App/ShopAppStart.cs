@@ -44,12 +44,13 @@ public sealed partial class ShopApp
     }
 
     // The first instance of the app's resources seen in a terminal state (Exited, Finished, FailedToStart). Nothing in
-    // the app is meant to end while it runs: no resource is a one-shot job.
+    // the app is meant to end while it runs, except the one-shot provisioning, when it succeeds.
     private static async Task<(string Id, CustomResourceSnapshot Snapshot)> FirstEndedInstanceAsync(DistributedApplication app, CancellationToken cancellationToken)
     {
         await foreach (var update in app.ResourceNotifications.WatchAsync(cancellationToken))
         {
-            if (update.Snapshot.State?.Text is { } state && KnownResourceStates.TerminalStates.Contains(state))
+            if (update.Snapshot.State?.Text is { } state && KnownResourceStates.TerminalStates.Contains(state)
+                && !(update.Resource.Name == ProvisioningResource && update.Snapshot.ExitCode == 0))
             {
                 return (update.ResourceId, update.Snapshot);
             }

@@ -1,10 +1,13 @@
 using ShopReference.Provisioner;
 
-// A deployment's one-time PostgreSQL setup (publish mode; docs/deploy.md): the roles and databases of the services,
-// created or brought up to date with the superuser's connection string, retried until PostgreSQL answers. /health
-// answers 200 once done (503 before), so a platform's probe, and an operator, can tell.
-var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddDatabaseSetup();
-var app = builder.Build();
-app.MapGet("/health", (SetupState state) => state.Done ? Results.Text("Healthy") : Results.Text("Provisioning", statusCode: 503));
-app.Run();
+// The PostgreSQL roles and databases of the services (docs/deploy.md), in run mode and on a deployment alike: created or
+// brought up to date with the superuser's connection string, then the process exits, 0 once done. It is the only
+// holder of that connection string, and holds it only while it provisions: no endpoint, nothing left running.
+var builder = Host.CreateApplicationBuilder(args);
+using var host = builder.Build();
+await host.StartAsync();
+var exitCode = await DatabaseSetup.RunAsync(host.Services.GetRequiredService<IConfiguration>(),
+    host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ShopReference.Provisioner"),
+    host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+await host.StopAsync();
+return exitCode;

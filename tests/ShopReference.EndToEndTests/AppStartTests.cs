@@ -39,6 +39,22 @@ public sealed class AppStartTests(ShopAppFixture fixture)
         }
     }
 
+    /// <summary>
+    /// The roles and databases are provisioned by the same run-once worker as in a deployment: by the time the services
+    /// are healthy it has ended with exit code 0, and it never had an endpoint while it held the superuser's password.
+    /// </summary>
+    [Fact]
+    public async Task Postgres_setup_provisioned_the_databases_once_and_exited()
+    {
+        Assert.True(App.ResourceNotifications.TryGetCurrentState(ShopApp.ProvisioningResource, out var setup), "no postgres-setup resource");
+        Assert.Equal(KnownResourceStates.Finished, setup.Snapshot.State?.Text);
+        Assert.Equal(0, setup.Snapshot.ExitCode);
+        Assert.Empty(setup.Snapshot.Urls);
+        var log = await ResourceLogs.LastLinesAsync(App.Services.GetRequiredService<ResourceLoggerService>(), setup.ResourceId, 50,
+            TestContext.Current.CancellationToken);
+        Assert.Contains(log, line => line.Contains("Provisioned catalogdb (owner catalog), cartdb (owner cart), analyticsdb (owner analytics)", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task The_valkey_report_command_shows_keys_memory_and_the_slowest_commands_of_each_node()
     {

@@ -36,6 +36,8 @@ public sealed class PublishManifestTests
             Assert.Contains("{postgres-password.value}", superuser);
             Assert.Equal(["catalogdb", "cartdb", "analyticsdb"], Enumerable.Range(0, 3).Select(i => setup.GetProperty($"Databases__{i}__Database").GetString()));
             Assert.Equal("{postgres-catalog-password.value}", setup.GetProperty("Databases__0__Password").GetString());
+            // It runs once and exits: no endpoint for anyone to reach while it holds the superuser's password.
+            Assert.False(resources.GetProperty("postgres-setup").TryGetProperty("bindings", out _), "postgres-setup must have no endpoint");
             Assert.Equal("parameter.v0", Type(resources, "valkey-password"));
             Assert.Equal("parameter.v0", Type(resources, "postgres-password"));
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using ShopReference.DashboardTour;
+using ShopReference.Testing.Dashboard;
 using ShopReference.Testing;
 
-// The dashboard tour (docs/dashboard.md): boots the app with its dashboard, sends one traced request, starts the shopper
-// simulation, runs every other dashboard command, and captures what a user sees into the folder given (docs/images).
+// The dashboard tour (docs/dashboard.md): boots the app with its dashboard, sends one traced request, starts the shoppers, runs every other dashboard command, and captures what a user sees into the folder given (docs/images).
 //   dotnet run --project tools/DashboardTour -- docs/images
 var output = Path.GetFullPath(args.FirstOrDefault() ?? Path.Combine("docs", "images"));
 Directory.CreateDirectory(output);
@@ -36,6 +36,7 @@ using (var read = new HttpRequestMessage(HttpMethod.Get, "/api/catalog/products/
     response.EnsureSuccessStatusCode();
 }
 
+await resources.StartResourceAsync(DashboardCommands.Shoppers, TimeSpan.FromMinutes(2));
 foreach (var (resource, command, inputs) in DashboardCommands.Tour)
 {
     var outcome = await resources.RunAsync(resource, command, inputs);

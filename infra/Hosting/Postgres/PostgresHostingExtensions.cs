@@ -22,8 +22,8 @@ public sealed record ServiceDatabase(string Database, string Role, ParameterReso
 /// PostgreSQL with logical decoding on (change-data capture needs <c>wal_level=logical</c>): the PostgreSQL container,
 /// or the local binaries with <c>initdb</c> once into a git-ignored folder. In run mode, once the server answers,
 /// <see cref="PostgresProvisioner"/> gives each service its own role and database, and each database resource hands its
-/// service a connection string with that role, never the superuser. A deployment provisions with a worker of its own
-/// (Aspire creates no database on deploy), given the superuser's connection string and the same list.
+/// service a connection string with that role, never the superuser; or <see cref="WithProvisioningWorker"/> hands
+/// that to a run-once worker, in both modes (Aspire creates no database on deploy, so a deployment needs one).
 /// </summary>
 public static class PostgresHostingExtensions
 {
@@ -72,10 +72,16 @@ public static class PostgresHostingExtensions
 
         if (builder.ExecutionContext.IsRunMode)
         {
-            // Roles and databases are provisioned as soon as the server answers, before any dependant starts. The
-            // orchestrator mirrors a parent's state only onto a container's own children, so the databases' state is published here.
+            // Roles and databases are provisioned as soon as the server answers, before any dependant starts: here, or
+            // by the worker WithProvisioningWorker named, once it has finished. The orchestrator mirrors a parent's
+            // state only onto a container's own children, so the databases' state is published here.
             builder.Eventing.Subscribe<ResourceReadyEvent>(server.Resource, async (@event, cancellationToken) =>
             {
+                if (server.Resource.TryGetLastAnnotation<ProvisioningWorkerAnnotation>(out var worker))
+                {
+                    _ = PublishWhenProvisionedAsync(@event.Services, server.Resource, worker.Worker);
+                    return;
+                }
                 var grants = new List<DatabaseGrant>();
                 foreach (var database in databases)
                 {
@@ -89,6 +95,46 @@ public static class PostgresHostingExtensions
         }
 
         return new(server, [.. databases.Select(database => builder.AddServiceDatabase(database, server.Resource, endpoint))]);
+    }
+
+    /// <summary>
+    /// Hands the provisioning to <paramref name="worker"/>, a process that runs once and exits (0 when done), in run mode
+    /// and in a deployment alike, so both take the same path and only that process ever holds the superuser's
+    /// connection string. It waits for the server and is given <c>ConnectionStrings__postgres</c> (the superuser's) and
+    /// <c>Databases__{n}__Database</c>, <c>__Role</c>, <c>__Password</c> and <c>__Replication</c>, which
+    /// <see cref="PostgresProvisioner.ReadGrants"/> reads. In run mode the databases turn Running when it has finished
+    /// with exit code 0 (and <c>FailedToStart</c> when it did not), so a service's <c>WaitFor</c> on its database waits for it.
+    /// </summary>
+    public static IResourceBuilder<T> WithProvisioningWorker<T>(this PostgresServer postgres, IResourceBuilder<T> worker)
+        where T : IResourceWithEnvironment, IResourceWithWaitSupport
+    {
+        worker.WithEnvironment("ConnectionStrings__postgres", postgres.Server.Resource.ConnectionStringExpression).WaitFor(postgres.Server);
+        for (var i = 0; i < postgres.Databases.Count; i++)
+        {
+            var database = postgres.Databases[i].Resource.Database;
+            worker.WithEnvironment($"Databases__{i}__Database", database.Database)
+                .WithEnvironment($"Databases__{i}__Role", database.Role)
+                .WithEnvironment($"Databases__{i}__Password", database.Password)
+                .WithEnvironment($"Databases__{i}__Replication", database.Replication ? "true" : "false");
+        }
+        postgres.Server.WithAnnotation(new ProvisioningWorkerAnnotation(worker.Resource), ResourceAnnotationMutationBehavior.Replace);
+        return worker;
+    }
+
+    // The worker ends once; a later restart of the server finds its outcome already there.
+    private static async Task PublishWhenProvisionedAsync(IServiceProvider services, IResource server, IResource worker)
+    {
+        var stopping = services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping;
+        try
+        {
+            var ended = await services.GetRequiredService<ResourceNotificationService>().WaitForResourceAsync(worker.Name,
+                e => e.Snapshot.State?.Text is { } state && KnownResourceStates.TerminalStates.Contains(state), stopping);
+            await PublishDatabaseStateAsync(services, server,
+                ended.Snapshot.ExitCode == 0 ? KnownResourceStates.Running : KnownResourceStates.FailedToStart);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
     }
 
     private static IResourceBuilder<IResourceWithConnectionString> Erase<T>(IResourceBuilder<T> builder) where T : IResourceWithConnectionString =>
@@ -163,3 +209,6 @@ public static class PostgresHostingExtensions
         return builder.WithHealthCheck(key);
     }
 }
+
+/// <summary>Marks a server whose roles and databases a run-once worker provisions, instead of the AppHost.</summary>
+internal sealed record ProvisioningWorkerAnnotation(IResource Worker) : IResourceAnnotation;

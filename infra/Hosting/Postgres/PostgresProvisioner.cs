@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Npgsql;
 
 namespace ShopReference.Hosting;
@@ -10,8 +11,8 @@ public sealed record DatabaseGrant(string Database, string Role, string Password
 /// role is a superuser or may create roles or databases; only a role marked for replication has REPLICATION, for its
 /// change feed, and physical replication (which would stream every database) stays refused to it. It runs as the
 /// superuser, at every start: a changed password applies, and a data folder from before is brought to the same state.
-/// In run mode <see cref="PostgresHostingExtensions.AddPostgresServer"/> calls it once the server answers; a deployment
-/// runs it in a worker of its own, since nothing provisions databases on deploy.
+/// In run mode <see cref="PostgresHostingExtensions.AddPostgresServer"/> calls it once the server answers, unless
+/// <see cref="PostgresHostingExtensions.WithProvisioningWorker"/> named a worker that does, in both modes.
 /// </summary>
 public static class PostgresProvisioner
 {
@@ -35,6 +36,27 @@ public static class PostgresProvisioner
             await TransferOwnershipAsync(new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database.Database }.ConnectionString,
                 database.Role, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// What <see cref="PostgresHostingExtensions.WithProvisioningWorker"/> hands its worker: the superuser's
+    /// <c>ConnectionStrings:postgres</c> and <c>Databases:{n}:Database</c>, <c>:Role</c>, <c>:Password</c>, <c>:Replication</c>.
+    /// </summary>
+    public static (string Server, IReadOnlyList<DatabaseGrant> Databases) ReadGrants(IConfiguration configuration)
+    {
+        var server = configuration.GetConnectionString("postgres");
+        if (string.IsNullOrEmpty(server))
+        {
+            throw new InvalidOperationException("ConnectionStrings:postgres (the superuser's connection string) is required.");
+        }
+        var databases = configuration.GetSection("Databases").GetChildren()
+            .Select(d => new DatabaseGrant(d["Database"] ?? "", d["Role"] ?? "", d["Password"] ?? "", bool.TryParse(d["Replication"], out var replication) && replication))
+            .ToList();
+        if (databases.Count == 0)
+        {
+            throw new InvalidOperationException("Databases:0:Database, :Role and :Password are required: nothing to provision.");
+        }
+        return (server, databases);
     }
 
     private static async Task EnsureRoleAsync(NpgsqlConnection connection, DatabaseGrant database, string password, CancellationToken cancellationToken)

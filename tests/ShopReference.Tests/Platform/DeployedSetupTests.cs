@@ -1,7 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ShopReference.Hosting;
 using ShopReference.Provisioner;
@@ -12,8 +11,8 @@ namespace ShopReference.Tests.Platform;
 
 /// <summary>
 /// A deployment: PostgreSQL starts empty (Aspire creates no database on deploy), the <c>postgres-setup</c> project
-/// provisions the roles and databases with the superuser's connection string, and the services then come up on their
-/// own roles, none of which is a superuser.
+/// provisions the roles and databases with the superuser's connection string and exits, and the services then come up
+/// on their own roles, none of which is a superuser. A server that never answers ends the run with a failure in time.
 /// </summary>
 [Collection(ServersCollection.Name)]
 public sealed class DeployedSetupTests(ServersFixture fixture)
@@ -38,15 +37,8 @@ public sealed class DeployedSetupTests(ServersFixture fixture)
             settings[$"Databases:{i}:Replication"] = grants[i].Replication.ToString();
         }
 
-        // The setup project's worker, hosted as its Program hosts it.
-        var setupBuilder = Host.CreateApplicationBuilder();
-        setupBuilder.Configuration.AddInMemoryCollection(settings);
-        setupBuilder.Services.AddDatabaseSetup();
-        using var setup = setupBuilder.Build();
-        await setup.StartAsync(Ct);
-        var state = setup.Services.GetRequiredService<SetupState>();
-        await Eventually.UntilAsync(() => Task.FromResult(state.Done), TimeSpan.FromSeconds(60), "the setup never finished", TimeSpan.FromMilliseconds(200), Ct);
-        await setup.StopAsync(Ct);
+        // The setup project's run, as its Program runs it: once, then its exit code.
+        Assert.Equal(0, await DatabaseSetup.RunAsync(new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), NullLogger.Instance, Ct));
 
         await using var catalog = await InProcessService.CatalogAsync(new Dictionary<string, string?>
         {
@@ -79,6 +71,24 @@ public sealed class DeployedSetupTests(ServersFixture fixture)
             while (await reader.ReadAsync(Ct)) found.Add((reader.GetString(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3)));
         }
         Assert.Equal([("cart", false, false, false), ("catalog", false, false, true)], found);
+    }
+
+    [Fact]
+    public async Task A_server_that_never_answers_ends_the_setup_with_a_failure_once_its_timeout_passes()
+    {
+        var closed = LocalPorts.NextFree(); // nothing listens there
+        var settings = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:postgres"] = $"Host=127.0.0.1;Port={closed};Username=postgres;Password=x;Timeout=2",
+            ["Databases:0:Database"] = "cartdb",
+            ["Databases:0:Role"] = "cart",
+            ["Databases:0:Password"] = Secrets.NewPassword(),
+            ["Provisioning:Timeout"] = "00:00:05",
+        };
+        var run = DatabaseSetup.RunAsync(new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), NullLogger.Instance, Ct);
+
+        // Not a timed assertion: only that it ends on its own (within a generous bound), and with a failure.
+        Assert.Equal(1, await run.WaitAsync(TimeSpan.FromMinutes(2), Ct));
     }
 
     private static string RoleConnectionString(TestPostgresServer postgres, DatabaseGrant grant) =>

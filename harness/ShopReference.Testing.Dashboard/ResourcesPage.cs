@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 
-namespace ShopReference.DashboardTour;
+namespace ShopReference.Testing.Dashboard;
 
 /// <summary>A resource as its row on the dashboard's Resources page shows it.</summary>
 public sealed record ResourceRow(string Name, string State, bool HealthyIcon, string CellText);
@@ -42,26 +42,67 @@ public sealed class ResourcesPage(IPage page)
         return rows;
     }
 
-    /// <summary>Waits until every row shows a resource Running and healthy.</summary>
+    /// <summary>
+    /// The resources that are not meant to run on their own, with the state they rest in: the run-once provisioning,
+    /// once done, and the shoppers, until someone starts them.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string[]> RestingStates = new Dictionary<string, string[]>
+    {
+        ["postgres-setup"] = ["Finished"],
+        ["shoppers"] = ["Not started", "NotStarted"],
+    };
+
+    /// <summary>Waits until every row shows a resource Running and healthy, or resting as <see cref="RestingStates"/> says.</summary>
     public async Task<IReadOnlyList<ResourceRow>> WaitUntilAllHealthyAsync(TimeSpan timeout)
     {
+        static bool Ready(ResourceRow row) => row.State == "Running" && row.HealthyIcon
+            || RestingStates.TryGetValue(row.Name, out var resting) && resting.Contains(row.State);
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var rows = await RowsAsync();
-            if (rows.Count > 0 && rows.All(r => r.State == "Running" && r.HealthyIcon))
+            if (rows.Count > 0 && rows.All(Ready))
             {
                 return rows;
             }
             if (DateTime.UtcNow > deadline)
             {
                 // The rows that are not ready first: CI prints only the start of a failure message.
-                var ready = rows.ToLookup(r => r.State == "Running" && r.HealthyIcon);
+                var ready = rows.ToLookup(Ready);
                 throw new TimeoutException($"Not all resources Running and healthy within {timeout}. Not ready: " +
                     string.Join("; ", ready[false].Select(r => $"{r.Name} '{r.CellText}'{(r.HealthyIcon ? "" : " (no healthy mark)")}")) +
                     ". Ready: " + string.Join(", ", ready[true].Select(r => r.Name)));
             }
             // The page updates itself as states change; read it again shortly.
+            await page.WaitForTimeoutAsync(500);
+        }
+    }
+
+    /// <summary>
+    /// Starts a resource that waits to be started (explicit start) with the Start button of its row, as a user does,
+    /// and waits until the row says Running.
+    /// </summary>
+    public async Task StartResourceAsync(string resource, TimeSpan timeout)
+    {
+        var row = page.Locator("tr.resource-row").Filter(new() { Has = page.Locator("span.resource-name-text", new() { HasTextString = resource }) }).First;
+        var start = row.GetByRole(AriaRole.Button, new() { Name = "Start", Exact = true });
+        if (await start.CountAsync() > 0)
+        {
+            await start.First.DispatchEventAsync("click");
+        }
+        else
+        {
+            await OpenMenuAsync(resource);
+            await page.GetByRole(AriaRole.Menuitem, new() { Name = "Start", Exact = true }).DispatchEventAsync("click", null, new() { Timeout = 10_000 });
+        }
+        var deadline = DateTime.UtcNow + timeout;
+        while ((await RowsAsync()).FirstOrDefault(r => r.Name == resource) is not { State: "Running" })
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"{resource} did not run within {timeout}: " +
+                    string.Join("; ", (await RowsAsync()).Where(r => r.Name == resource).Select(r => r.CellText)));
+            }
             await page.WaitForTimeoutAsync(500);
         }
     }

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 using ShopReference.RateLimit.Auth;
 using ShopReference.RateLimit.RateLimiting;
 
-namespace ShopReference.Tests.RateLimiting;
+namespace ShopReference.UnitTests.RateLimiting;
 
 /// <summary>
 /// How the gateway decides who a request counts against (the forwarded-headers middleware as the gateway configures it,

@@ -1,6 +1,6 @@
 using Microsoft.Playwright;
 
-namespace ShopReference.DashboardTour;
+namespace ShopReference.Testing.Dashboard;
 
 /// <summary>
 /// Headless Chromium from Debian (<c>apt-get install chromium</c>) driven by Playwright: Playwright's own browser

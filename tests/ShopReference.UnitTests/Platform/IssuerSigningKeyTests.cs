@@ -3,7 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using ShopReference.Testing;
 
-namespace ShopReference.Tests.Platform;
+namespace ShopReference.UnitTests.Platform;
 
 /// <summary>The issuer's key pair derived from its secret: the public point it computes is the platform's, and only that point is published.</summary>
 public sealed class IssuerSigningKeyTests

@@ -1,7 +1,7 @@
 using ShopReference.Valkey.Resilience;
 using StackExchange.Redis;
 
-namespace ShopReference.Tests.Platform;
+namespace ShopReference.UnitTests.Platform;
 
 /// <summary>The one definition of "Valkey cannot serve this now": transient replies and lost connections, nothing else.</summary>
 public sealed class ValkeyFailuresTests

@@ -1,19 +1,14 @@
-namespace ShopReference.DashboardTour;
+namespace ShopReference.Testing.Dashboard;
 
 /// <summary>The dashboard commands the tour runs, in order, with the input a user would give.</summary>
 public static class DashboardCommands
 {
-    public const string SimulateShoppers = "Simulate shoppers";
-    public const string StopShoppers = "Stop shoppers";
+    /// <summary>The resource of simulated shoppers, which the tour starts first so the commands and meters show a shop at work.</summary>
+    public const string Shoppers = "shoppers";
 
-    /// <summary>The shopper dialog's inputs, by label.</summary>
-    public static IReadOnlyDictionary<string, string> Shoppers(int shoppers, int seconds) =>
-        new Dictionary<string, string> { ["Shoppers"] = $"{shoppers}", ["Seconds"] = $"{seconds}" };
-
-    /// <summary>Shoppers first, so the other commands' results and the meters show a shop at work.</summary>
+    /// <summary>The commands, after the shoppers have started.</summary>
     public static readonly IReadOnlyList<(string Resource, string Command, IReadOnlyDictionary<string, string>? Inputs)> Tour =
     [
-        ("rate-limit", SimulateShoppers, Shoppers(16, 120)),
         ("valkey", "Keys, memory and slow commands", null),
         ("catalog", "Expire a hot key and fire a burst", null),
         ("rate-limit", "Burst a client past its limit", null),

@@ -1,6 +1,6 @@
 using ShopReference.Valkey;
 
-namespace ShopReference.Tests.Platform;
+namespace ShopReference.UnitTests.Platform;
 
 public sealed class KeySchemaTests
 {
