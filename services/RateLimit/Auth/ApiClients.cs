@@ -7,19 +7,40 @@ using Microsoft.Extensions.Options;
 namespace ShopReference.RateLimit.Auth;
 
 /// <summary>
-/// One known API client: its key, given either as <see cref="Key"/> (a secret parameter; hashed at start and then
-/// forgotten) or as <see cref="KeySha256"/> (the key itself never configured), and its permissions.
+/// One known API client: its key, given either as <see cref="Key"/> (a secret parameter; digested at start and then
+/// forgotten) or as <see cref="KeyHash"/> (the key itself never configured), and its permissions.
 /// </summary>
 public sealed class ApiClient
 {
-    /// <summary>Lower-case hex SHA-256 of the client's key.</summary>
-    public string KeySha256 { get; set; } = "";
+    /// <summary>
+    /// The key's salted digest, <c>sha256:{salt}:{digest}</c> (lower-case hex; 16 bytes of salt, SHA-256 of salt then
+    /// key), which <see cref="ApiClientRegistry.HashKey"/> makes. A salt per client means one key never digests to one
+    /// value twice: equal keys of two clients or two deployments do not show as equal digests.
+    /// </summary>
+    public string KeyHash { get; set; } = "";
 
-    /// <summary>The key itself; at start it becomes <see cref="KeySha256"/> and is cleared.</summary>
+    /// <summary>The key itself; at start it becomes <see cref="KeyHash"/> and is cleared.</summary>
     public string? Key { get; set; }
 
     /// <summary>Permissions its access tokens may carry (<see cref="Microsoft.Extensions.Hosting.Permissions"/>); none for a read-only partner.</summary>
     public List<string> Permissions { get; set; } = [];
+
+    internal byte[] Salt { get; private set; } = [];
+    internal byte[] Digest { get; private set; } = [];
+
+    /// <summary>Reads <see cref="KeyHash"/>; false when it is not of the form <c>sha256:{32 hex}:{64 hex}</c>.</summary>
+    internal bool TryParseKeyHash()
+    {
+        var parts = KeyHash.Split(':');
+        if (parts is not ["sha256", { Length: 32 } salt, { Length: 64 } digest] || !IsLowerHex(salt) || !IsLowerHex(digest))
+        {
+            return false;
+        }
+        (Salt, Digest) = (Convert.FromHexString(salt), Convert.FromHexString(digest));
+        return true;
+    }
+
+    private static bool IsLowerHex(string text) => text.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f'));
 }
 
 /// <summary>The gateway's API clients (section <c>Clients</c>: name → <see cref="ApiClient"/>), validated at start.</summary>
@@ -35,31 +56,38 @@ public sealed partial class ApiClientsOptions : IValidatableObject
         {
             if (client.Key is not null)
             {
-                yield return new($"Client '{name}': its key must be 16-128 letters, digits, '-' or '_', and given once (Key or KeySha256).", [nameof(Clients)]);
+                yield return new($"Client '{name}': its key must be 16-128 letters, digits, '-' or '_', and given once (Key or KeyHash).", [nameof(Clients)]);
             }
-            if (!ClientName().IsMatch(name) || !Sha256Hex().IsMatch(client.KeySha256))
+            if (!ClientName().IsMatch(name) || !client.TryParseKeyHash())
             {
-                yield return new($"Client '{name}' needs a 1-32 character name (a-z, 0-9, '-') and KeySha256, a 64-character lowercase hex SHA-256.", [nameof(Clients)]);
+                yield return new($"Client '{name}' needs a 1-32 character name (a-z, 0-9, '-') and KeyHash, sha256:{{salt}}:{{digest}} in lowercase hex.", [nameof(Clients)]);
             }
             foreach (var permission in client.Permissions.Where(p => !Microsoft.Extensions.Hosting.Permissions.All.Contains(p)))
             {
                 yield return new($"Client '{name}': unknown permission '{permission}'.", [nameof(Clients)]);
             }
         }
-        if (Clients.Values.Select(c => c.KeySha256).Distinct(StringComparer.Ordinal).Count() != Clients.Count)
+        if (_sharedKey)
         {
             yield return new("Two clients share one key.", [nameof(Clients)]);
         }
     }
 
-    /// <summary>Turns each configured <see cref="ApiClient.Key"/> into its digest; a malformed key is left for validation to refuse.</summary>
+    private bool _sharedKey;
+
+    /// <summary>
+    /// Turns each configured <see cref="ApiClient.Key"/> into its salted digest; a malformed key is left for validation
+    /// to refuse. Two clients given one key are found here, while the keys are still at hand.
+    /// </summary>
     public void HashKeys()
     {
+        var keys = new HashSet<string>(StringComparer.Ordinal);
         foreach (var client in Clients.Values)
         {
-            if (client.Key is { } key && ApiClientRegistry.IsWellFormed(key) && client.KeySha256.Length == 0)
+            if (client.Key is { } key && ApiClientRegistry.IsWellFormed(key) && client.KeyHash.Length == 0)
             {
-                client.KeySha256 = ApiClientRegistry.HashKey(key);
+                _sharedKey |= !keys.Add(key);
+                client.KeyHash = ApiClientRegistry.HashKey(key);
                 client.Key = null;
             }
         }
@@ -68,43 +96,70 @@ public sealed partial class ApiClientsOptions : IValidatableObject
     [GeneratedRegex("^[a-z0-9-]{1,32}$")]
     private static partial Regex ClientName();
 
-    [GeneratedRegex("^[0-9a-f]{64}$")]
-    private static partial Regex Sha256Hex();
 }
 
 /// <summary>
-/// Looks a presented key up among the configured clients. Only SHA-256 digests are kept and compared (in constant
-/// time for a named client), so neither configuration nor a memory dump holds a usable key.
+/// Looks a presented key up among the configured clients. Only salted SHA-256 digests are kept, and a presented key is
+/// compared with every client's in constant time, so neither configuration nor a memory dump holds a usable key, and
+/// the time taken does not say which client (if any) was close. The keys are random and at least 16 characters (about
+/// 96 bits), so a fast hash suffices: a slow one (PBKDF2, Argon2) defends guessable passwords and would cost every
+/// request that carries <c>X-Api-Key</c>.
 /// </summary>
 public sealed class ApiClientRegistry
 {
-    private readonly Dictionary<string, (string Name, ApiClient Client)> _byKeyHash;
+    private readonly (string Name, ApiClient Client)[] _clients;
     private readonly Dictionary<string, ApiClient> _byName;
 
     public ApiClientRegistry(IOptions<ApiClientsOptions> options)
     {
         _byName = new Dictionary<string, ApiClient>(options.Value.Clients, StringComparer.Ordinal);
-        _byKeyHash = _byName.ToDictionary(c => c.Value.KeySha256, c => (c.Key, c.Value), StringComparer.Ordinal);
+        foreach (var client in _byName.Values)
+        {
+            if (!client.TryParseKeyHash())
+            {
+                throw new InvalidOperationException("An API client without a valid KeyHash reached the registry; options validation should have refused it.");
+            }
+        }
+        _clients = [.. _byName.Select(c => (c.Key, c.Value))];
     }
 
     /// <summary>A key is 16-128 characters of letters, digits, '-' and '_': anything else is refused before it is hashed.</summary>
     public static bool IsWellFormed(string? key) =>
         key is { Length: >= 16 and <= 128 } && key.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
-    public static string HashKey(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+    /// <summary>The salted digest of <paramref name="key"/> for <see cref="ApiClient.KeyHash"/>, with a fresh random salt.</summary>
+    public static string HashKey(string key)
+    {
+        var salt = RandomNumberGenerator.GetBytes(16);
+        return $"sha256:{Convert.ToHexStringLower(salt)}:{Convert.ToHexStringLower(Digest(salt, key))}";
+    }
 
     /// <summary>The client whose key this is (<c>X-Api-Key</c>), or null.</summary>
-    public (string Name, ApiClient Client)? FindByKey(string key) =>
-        _byKeyHash.TryGetValue(HashKey(key), out var found) ? found : null;
+    public (string Name, ApiClient Client)? FindByKey(string key)
+    {
+        (string Name, ApiClient Client)? found = null;
+        foreach (var entry in _clients) // every one, found or not: the time does not depend on which
+        {
+            if (Matches(entry.Client, key))
+            {
+                found = entry;
+            }
+        }
+        return found;
+    }
 
     /// <summary>The named client if <paramref name="secret"/> is its key (OAuth client credentials), else null.</summary>
-    public ApiClient? Authenticate(string clientId, string secret)
+    public ApiClient? Authenticate(string clientId, string secret) =>
+        _byName.TryGetValue(clientId, out var client) && IsWellFormed(secret) && Matches(client, secret) ? client : null;
+
+    private static bool Matches(ApiClient client, string key) =>
+        CryptographicOperations.FixedTimeEquals(Digest(client.Salt, key), client.Digest);
+
+    private static byte[] Digest(byte[] salt, string key)
     {
-        if (!_byName.TryGetValue(clientId, out var client) || !IsWellFormed(secret))
-        {
-            return null;
-        }
-        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(secret));
-        return CryptographicOperations.FixedTimeEquals(presented, Convert.FromHexString(client.KeySha256)) ? client : null;
+        var input = new byte[salt.Length + Encoding.UTF8.GetByteCount(key)];
+        salt.CopyTo(input, 0);
+        Encoding.UTF8.GetBytes(key, input.AsSpan(salt.Length));
+        return SHA256.HashData(input);
     }
 }

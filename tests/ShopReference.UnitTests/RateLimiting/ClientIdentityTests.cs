@@ -20,7 +20,7 @@ public sealed class ClientIdentityTests
     private static ClientIdentityResolver Resolver() => new(
         new ApiClientRegistry(Options.Create(new ApiClientsOptions
         {
-            Clients = { ["partner"] = new ApiClient { KeySha256 = ApiClientRegistry.HashKey(KnownKey) } },
+            Clients = { ["partner"] = new ApiClient { KeyHash = ApiClientRegistry.HashKey(KnownKey) } },
         })));
 
     // A request as the resolver sees it: after the gateway's first middleware has read the forwarded headers.
