@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Npgsql;
 using ShopReference.Testing;
+using StackExchange.Redis;
 
 namespace ShopReference.EndToEndTests;
 
@@ -39,6 +40,35 @@ public sealed class ShopperSimulationTests(ShopAppFixture fixture)
         Assert.True(await OrderCountAsync() > ordersBefore, $"no checkout: {summary}");
         await Eventually.UntilAsync(async () => (await BestSellingAsync()).SequenceEqual(await OrderedInPostgresAsync()),
             TimeSpan.FromSeconds(60), "the best-selling board never matched the orders in PostgreSQL", TimeSpan.FromMilliseconds(500), Ct);
+
+        // A minute of every pattern ran on the Valkey users' allow-lists: nothing a service sent was refused.
+        var refused = await RefusedByAclAsync();
+        Assert.True(refused.Count == 0, $"ACL LOG holds refusals of what the services sent:\n{string.Join("\n", refused)}");
+    }
+
+    // ACL LOG on every node, less what the client library sends on its own and does without: its replica probe (a SET of
+    // a key named by the connection's 16-byte GUID, outside every service's keys; docs/security.md) and CLIENT SETINFO
+    // (its name and version, which a newer server knows and the allow-list does not name).
+    private async Task<List<string>> RefusedByAclAsync()
+    {
+        await using var valkey = await ConnectionMultiplexer.ConnectAsync(await fixture.Shop.App.GetConnectionStringAsync("valkey", Ct) + ",allowAdmin=true");
+        var refused = new List<string>();
+        foreach (var server in valkey.GetServers())
+        {
+            foreach (var entry in (RedisResult[])(await server.ExecuteAsync("ACL", "LOG"))!)
+            {
+                var pairs = ((RedisResult[])entry!).Chunk(2).ToDictionary(pair => (string)pair[0]!, pair => pair[1]);
+                var fields = pairs.ToDictionary(pair => pair.Key, pair => pair.Value.ToString());
+                var probe = fields["reason"] == "key" && ((byte[])pairs["object"]!).Length == 16 && fields["client-info"].Contains(" cmd=set ", StringComparison.Ordinal);
+                var clientName = fields["reason"] == "command" && fields["object"] == "client|setinfo";
+                if (!probe && !clientName)
+                {
+                    refused.Add($"{server.EndPoint}: {string.Join(", ", fields.Where(f => f.Key != "client-info").Select(f => $"{f.Key}={f.Value}"))}; " +
+                        $"{fields.GetValueOrDefault("client-info")}");
+                }
+            }
+        }
+        return refused;
     }
 
     private const string Shoppers = "shoppers";

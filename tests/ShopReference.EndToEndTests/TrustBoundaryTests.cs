@@ -284,7 +284,10 @@ public sealed class TrustBoundaryTests(ShopAppFixture fixture)
 
         await database.StringSetAsync($"{ownPrefix}test:acl", "mine", TimeSpan.FromMinutes(1));
         Assert.Equal("mine", await database.StringGetAsync($"{ownPrefix}test:acl"));
-        foreach (var command in new[] { new object[] { "FLUSHALL" }, ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"], ["CLIENT", "LIST"], ["SWAPDB", "0", "1"], ["ACL", "LIST"], ["SCRIPT", "FLUSH"], ["INFO"] })
+        // Beyond the administrative ones, what an allow-list leaves out: watching every key's changes (CLIENT TRACKING
+        // BCAST), inspecting keys (OBJECT), and listing every service's channels (PUBSUB).
+        foreach (var command in new[] { new object[] { "FLUSHALL" }, ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"], ["CLIENT", "LIST"], ["SWAPDB", "0", "1"], ["ACL", "LIST"], ["SCRIPT", "FLUSH"], ["INFO"],
+            ["CLIENT", "TRACKING", "ON", "BCAST"], ["OBJECT", "ENCODING", $"{ownPrefix}test:acl"], ["PUBSUB", "CHANNELS"] })
         {
             var refused = await Assert.ThrowsAsync<RedisServerException>(() => database.ExecuteAsync((string)command[0], command[1..]));
             Assert.StartsWith("NOPERM", refused.Message);

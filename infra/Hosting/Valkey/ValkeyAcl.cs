@@ -18,12 +18,23 @@ public sealed record ValkeyUser(string Name, ParameterResource Password, string 
 public static class ValkeyAcl
 {
     /// <summary>
-    /// Commands every service may run: everything but the <c>@admin</c> and <c>@dangerous</c> categories (FLUSHALL,
-    /// CONFIG, KEYS, INFO, DEBUG, SHUTDOWN, ACL administration, MONITOR …), scripting limited to running and loading
-    /// scripts (no SCRIPT FLUSH/KILL, no FUNCTION), and no SCAN or RANDOMKEY, which would list other services' key names.
+    /// Commands every service may run, as an allow-list: nothing (<c>-@all</c>), then the data types' own commands
+    /// (strings, hashes, lists, sets, sorted sets, HyperLogLog, streams, pub/sub, transactions) less any marked
+    /// <c>@admin</c> or <c>@dangerous</c> (SORT, PFDEBUG …), the key commands a cache needs by name, scripts run and
+    /// loaded (no SCRIPT FLUSH/KILL, no FUNCTION), and the connection and cluster-discovery commands a client sends.
+    /// Not granted: the rest of <c>@keyspace</c> (KEYS, SCAN, RANDOMKEY, OBJECT, which list or inspect other services'
+    /// keys), <c>@connection</c> beyond the hand-shake (CLIENT TRACKING, CLIENT LIST, CLIENT KILL), <c>PUBSUB</c> (other
+    /// services' channel names), and <c>@admin</c>/<c>@dangerous</c> (FLUSHALL, CONFIG, INFO, DEBUG, ACL, MONITOR …).
+    /// A command a later server adds is granted only if it belongs to a data type's own category. Only commands every
+    /// supported server knows (Redis 7.0 and later, Valkey 7.2 and later) are named, since a server refuses to start on
+    /// a rule that names a command it does not know.
     /// </summary>
     public const string Commands =
-        "+@all -@admin -@dangerous -@scripting +eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists -scan -randomkey";
+        "-@all +@string +@hash +@list +@set +@sortedset +@hyperloglog +@stream +@pubsub +@transaction -@admin -@dangerous -pubsub " +
+        "+del +unlink +exists +expire +pexpire +expireat +pexpireat +ttl +pttl +persist +type +time " +
+        "+eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists " +
+        "+auth +hello +ping +echo +select +client|setname +client|getname +client|id " +
+        "+readonly +readwrite +cluster|nodes +cluster|slots +cluster|shards +cluster|info +cluster|myid +command|info";
 
     /// <summary>
     /// A service's user with a generated password parameter <c>valkey-{name}-password</c>.

@@ -57,19 +57,22 @@ internal sealed class FlightLeases(IDatabase database, SingleFlightOptions optio
 
     private async Task ReleaseAsync(string lockKey, string token)
     {
-        if (Volatile.Read(ref _deleteIfEqual) == -1)
+        if (Volatile.Read(ref _deleteIfEqual) != 0)
         {
-            var info = await database.ExecuteAsync("COMMAND", "INFO", "DELIFEQ").ConfigureAwait(false);
-            Volatile.Write(ref _deleteIfEqual, info.Length > 0 && !info[0].IsNull ? 1 : 0);
+            try
+            {
+                await database.ExecuteAsync("DELIFEQ", lockKey, token).ConfigureAwait(false);
+                Volatile.Write(ref _deleteIfEqual, 1);
+                return;
+            }
+            // An older server does not know it; a user whose ACL does not grant it may not run it: the script from now on.
+            catch (RedisServerException ex) when (Volatile.Read(ref _deleteIfEqual) == -1 &&
+                (ex.Message.StartsWith("NOPERM", StringComparison.Ordinal) || ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase)))
+            {
+                Volatile.Write(ref _deleteIfEqual, 0);
+            }
         }
-        if (_deleteIfEqual == 1)
-        {
-            await database.ExecuteAsync("DELIFEQ", lockKey, token).ConfigureAwait(false);
-        }
-        else
-        {
-            await _release.EvaluateAsync(database, [lockKey], [token]).ConfigureAwait(false);
-        }
+        await _release.EvaluateAsync(database, [lockKey], [token]).ConfigureAwait(false);
     }
 
     /// <summary>A held lock: its fencing token for the fill, renewed in the background until disposed (released).</summary>
