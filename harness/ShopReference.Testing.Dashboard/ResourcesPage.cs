@@ -19,8 +19,9 @@ public sealed class ResourcesPage(IPage page)
     public async Task OpenAsync()
     {
         await page.GotoAsync("/");
-        // The first render waits for the dashboard's connection to the orchestrator: slow on a starved CPU.
-        await page.Locator("tr.resource-row").First.WaitForAsync(new() { Timeout = 120_000 });
+        // The first render waits for the dashboard's connection to the orchestrator, which takes minutes on a starved CPU
+        // (a load average of 20 and more on two cores).
+        await page.Locator("tr.resource-row").First.WaitForAsync(new() { Timeout = 300_000 });
     }
 
     /// <summary>Every row: a replicated project has a row per replica (<c>catalog-abcd1234</c>).</summary>
