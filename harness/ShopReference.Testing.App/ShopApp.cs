@@ -26,6 +26,9 @@ public sealed partial class ShopApp : IAsyncDisposable
     /// <summary>The run-once worker that provisions PostgreSQL's roles and databases, then exits.</summary>
     public const string ProvisioningResource = "postgres-setup";
 
+    /// <summary>The simulated shoppers, which wait for an explicit start.</summary>
+    public const string ShoppersResource = "shoppers";
+
     /// <summary>How long the catalog replicas keep a near-cache copy in the test app: longer than any test waits.</summary>
     public static readonly TimeSpan NearCacheTimeToLive = TimeSpan.FromMinutes(30);
 

@@ -30,7 +30,8 @@ public static class DatabaseSetup
         var timeout = configuration.GetValue("Provisioning:Timeout", DefaultTimeout);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        while (true)
+        var lastError = "";
+        while (!deadline.IsCancellationRequested)
         {
             try
             {
@@ -43,24 +44,19 @@ public static class DatabaseSetup
                 logger.LogError("Nothing provisioned: {Message}", ex.Message); // a bad name or password: retrying cannot help
                 return 1;
             }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException && !deadline.IsCancellationRequested)
+            {
+                lastError = ex.Message;
+                logger.LogWarning("PostgreSQL cannot be provisioned yet ({Message}); retrying in {Seconds} s.", ex.Message, RetryInterval.TotalSeconds);
+                await Task.Delay(RetryInterval, deadline.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
-                if (deadline.IsCancellationRequested)
-                {
-                    logger.LogError("PostgreSQL could not be provisioned within {Timeout}: {Message}", timeout, ex.Message);
-                    return 1;
-                }
-                logger.LogWarning("PostgreSQL cannot be provisioned yet ({Message}); retrying in {Seconds} s.", ex.Message, RetryInterval.TotalSeconds);
-                try
-                {
-                    await Task.Delay(RetryInterval, deadline.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    logger.LogError("PostgreSQL could not be provisioned within {Timeout}: {Message}", timeout, ex.Message);
-                    return 1;
-                }
+                // The deadline passed during an attempt: the loop ends with the error before it.
             }
         }
+        cancellationToken.ThrowIfCancellationRequested(); // stopped, not timed out
+        logger.LogError("PostgreSQL could not be provisioned within {Timeout}: {Message}", timeout, lastError);
+        return 1;
     }
 }

@@ -71,7 +71,7 @@ public sealed class ShopperSimulationTests(ShopAppFixture fixture)
         return refused;
     }
 
-    private const string Shoppers = "shoppers";
+    private const string Shoppers = ShopApp.ShoppersResource;
 
     // The run's last words, once the resource has ended: it must end on its own, with exit code 0 and its summary.
     private async Task<string> FinishedSummaryAsync()
